@@ -1,0 +1,96 @@
+//! The ABI shared by dockfw's kernel programs and its user space.
+//!
+//! Everything here is `#[repr(C)]`, free of implicit padding (every pad byte
+//! is a named field) and size-asserted at compile time, so that a key or value
+//! written by user space is byte-for-byte what the data plane reads. No `bool`,
+//! enum or `Option` crosses the boundary: codes are plain integers with named
+//! constants.
+//!
+//! Byte order: every address and port that is part of a map key is kept in
+//! network byte order (as it sits in the packet), so the hot path converts
+//! nothing. Counts, rates and times are host order.
+#![no_std]
+
+pub mod maps;
+pub mod types;
+
+pub use maps::*;
+pub use types::*;
+
+/// Name of the XDP program in the eBPF object.
+pub const PROG_XDP: &str = "dockfw_xdp";
+/// Name of the TC (clsact ingress) program in the eBPF object.
+pub const PROG_TC: &str = "dockfw_tc";
+
+/// Version of the map layout. Pinned maps created by a dockfw with another
+/// ABI version are not re-adopted (their key and value sizes may differ).
+pub const ABI_VERSION: u32 = 1;
+
+/// Rules per published port. A port's rule set is a `u32` bitmap, the first
+/// matching rule is its lowest set bit.
+pub const MAX_RULES_PER_PORT: usize = 32;
+
+/// Policy generations kept side by side: the active one and the one being
+/// written. One index flip activates the other.
+pub const GENERATIONS: u32 = 2;
+
+/// VLAN tags (802.1Q / 802.1ad) the parser steps over.
+pub const MAX_VLAN_TAGS: usize = 2;
+
+/// IPv6 extension headers the parser walks before giving up (counted as
+/// [`Reason::Ipv6ExtLimit`] and passed to netfilter).
+pub const MAX_IPV6_EXT_HEADERS: usize = 6;
+
+/// Entries of [`PORT_INDEX_MAP`]: generation x family x protocol x port.
+pub const PORT_INDEX_ENTRIES: u32 = 1 << 19;
+
+/// Flag in a [`PORT_INDEX_MAP`] value: some binding of this port is on a
+/// specific host address; look the destination up in [`PORT_ADDRS_MAP`]
+/// first. The other bits are the wildcard binding's policy index (0 = none).
+pub const PORT_INDEX_SPECIFIC: u32 = 1 << 31;
+
+/// Index in [`PORT_INDEX_MAP`]. `port_raw` is the port as the packet's two
+/// bytes loaded in native order (network order kept, nothing converted).
+#[inline(always)]
+pub const fn port_index(generation: u32, family: u8, proto: u8, port_raw: u16) -> u32 {
+    let family_bit = (family == types::family::V6) as u32;
+    let proto_bit = (proto == types::proto::UDP) as u32;
+    ((generation & 1) << 18) | (family_bit << 17) | (proto_bit << 16) | port_raw as u32
+}
+
+/// The first index of `generation`'s half of an array of `capacity` entries
+/// (policies, rules). Index 0 of generation 0 is reserved for "none".
+#[inline(always)]
+pub const fn generation_base(capacity: u32, generation: u32) -> u32 {
+    (generation & 1) * (capacity / 2)
+}
+
+/// Words of a ban summary bitmap (2^24 bits).
+pub const BAN_SUMMARY_WORDS: u32 = 1 << 18;
+
+/// Bit of the IPv4 ban summary for a source address (host order value):
+/// its /24.
+#[inline(always)]
+pub const fn ban_summary_bit_v4(addr: u32) -> u32 {
+    addr >> 8
+}
+
+/// Bit of the IPv6 ban summary for the first 32 bits of a source address
+/// (host order value): a multiplicative hash to 24 bits.
+#[inline(always)]
+pub const fn ban_summary_bit_v6(prefix32: u32) -> u32 {
+    prefix32.wrapping_mul(0x9e37_79b1) >> 8
+}
+
+/// Counters per statistic id: one per [`Outcome`].
+pub const OUTCOMES_PER_STAT: u32 = 4;
+
+/// A statistic id that is never allocated; a rule with this id counts nothing.
+pub const STAT_NONE: u32 = 0;
+
+/// Returns the index in [`STATS_MAP`] of the counter for `stat_id` and
+/// `outcome`.
+#[inline(always)]
+pub const fn stat_index(stat_id: u32, outcome: u32) -> u32 {
+    stat_id * OUTCOMES_PER_STAT + outcome
+}

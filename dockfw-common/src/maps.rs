@@ -1,0 +1,118 @@
+//! Map names and default capacities, used on both sides of the ABI.
+//!
+//! A name is at most 15 bytes (`BPF_OBJ_NAME_LEN - 1`); it is also the file
+//! name of the map's pin under the pin directory.
+
+/// `Array<Config>` with one element: the active generation and global knobs.
+pub const CONFIG_MAP: &str = "DFW_CONFIG";
+/// `Array<u32>`: published ports by (generation, family, protocol, port),
+/// see [`crate::port_index`]; the value is a policy index, with
+/// [`crate::PORT_INDEX_SPECIFIC`] when some binding of the port is on a
+/// specific address.
+pub const PORT_INDEX_MAP: &str = "DFW_PORT_INDEX";
+/// `HashMap<PortKey, u32>`: policy index of ports published on a specific
+/// host address (0 = not published on that address).
+pub const PORT_ADDRS_MAP: &str = "DFW_PORT_ADDRS";
+/// `Array<PortPolicy>`: per-port policies; index 0 is "none". Each
+/// generation uses its own half.
+pub const POLICIES_MAP: &str = "DFW_POLICIES";
+/// `Array<RuleAction>`: rules of all ports, each port a contiguous block.
+/// Each generation uses its own half.
+pub const RULES_MAP: &str = "DFW_RULES";
+/// `LpmTrie<[u8; 4], u64>`: banned IPv4 sources, value = expiry (monotonic ns).
+pub const BANS_V4_MAP: &str = "DFW_BANS_V4";
+/// `LpmTrie<[u8; 16], u64>`: banned IPv6 sources, value = expiry (monotonic ns).
+pub const BANS_V6_MAP: &str = "DFW_BANS_V6";
+/// `Array<u64>`: bitmap over IPv4 /24s that some ban intersects; a clear bit
+/// skips the ban lookup. See [`crate::ban_summary_bit_v4`].
+pub const BAN_SUMMARY_V4_MAP: &str = "DFW_BANSUM_V4";
+/// `Array<u64>`: bitmap over a hash of IPv6 /32s that some ban intersects.
+/// See [`crate::ban_summary_bit_v6`].
+pub const BAN_SUMMARY_V6_MAP: &str = "DFW_BANSUM_V6";
+/// `LpmTrie<SourceKeyV4, u32>`: per-slot rule bitmaps by IPv4 source prefix.
+pub const RULE_SOURCES_V4_MAP: &str = "DFW_RSRC_V4";
+/// `LpmTrie<SourceKeyV6, u32>`: per-slot rule bitmaps by IPv6 source prefix.
+pub const RULE_SOURCES_V6_MAP: &str = "DFW_RSRC_V6";
+/// `HashMap<IfaceMaskKey, u32>`: per-(policy, ingress ifindex) mask of rules
+/// whose interface condition holds.
+pub const IFACE_MASKS_MAP: &str = "DFW_IFMASK";
+/// `LruHashMap<RateKey, u64>`: per-source token buckets (GCRA arrival time).
+pub const RATE_SOURCES_MAP: &str = "DFW_RL_SRC";
+/// `Array<u64>`: per-statistic aggregate token buckets (GCRA arrival time).
+pub const RATE_AGGREGATE_MAP: &str = "DFW_RL_AGG";
+/// `PerCpuArray<Counter>`: counters indexed by [`crate::stat_index`].
+pub const STATS_MAP: &str = "DFW_STATS";
+/// `PerCpuArray<Counter>`: counters of traffic that reaches no published port,
+/// indexed by [`crate::reason`].
+pub const GLOBAL_STATS_MAP: &str = "DFW_GSTATS";
+/// `LruHashMap<FragKey, FragValue>`: datagrams whose first fragment went to a
+/// published port, so their later fragments get that port's fragment action.
+pub const FRAGS_MAP: &str = "DFW_FRAGS";
+/// `RingBuf` of sampled [`crate::DropEvent`]s.
+pub const EVENTS_MAP: &str = "DFW_EVENTS";
+/// `Array<u64>`: per-statistic event budget (GCRA arrival time).
+pub const EVENT_BUDGET_MAP: &str = "DFW_EVBUDGET";
+/// `Array<TraceRecord>` with one element, written only by a trace instance.
+/// Never pinned: each trace loads its own.
+pub const TRACE_MAP: &str = "DFW_TRACE";
+
+/// Global read-only flag (set at load time) that turns a program instance into
+/// a side-effect-free tracer: no counter, bucket, fragment entry or event is
+/// written, and the decision is recorded in [`TRACE_MAP`].
+pub const TRACE_MODE_GLOBAL: &str = "DFW_TRACE_MODE";
+
+/// Maps shared by every instance and pinned under the pin directory.
+pub const PINNED_MAPS: &[&str] = &[
+    CONFIG_MAP,
+    PORT_INDEX_MAP,
+    PORT_ADDRS_MAP,
+    POLICIES_MAP,
+    RULES_MAP,
+    BANS_V4_MAP,
+    BANS_V6_MAP,
+    BAN_SUMMARY_V4_MAP,
+    BAN_SUMMARY_V6_MAP,
+    RULE_SOURCES_V4_MAP,
+    RULE_SOURCES_V6_MAP,
+    IFACE_MASKS_MAP,
+    RATE_SOURCES_MAP,
+    RATE_AGGREGATE_MAP,
+    STATS_MAP,
+    GLOBAL_STATS_MAP,
+    FRAGS_MAP,
+    EVENTS_MAP,
+    EVENT_BUDGET_MAP,
+];
+
+/// Default capacities; each can be overridden at load time (they are the
+/// `max_entries` the eBPF object declares).
+pub mod capacity {
+    /// Port policies, both generations together (a port range counts one
+    /// per port; a port published on several addresses one per address).
+    pub const POLICIES: u32 = 16_384;
+    /// Rules over all ports, both generations together.
+    pub const RULES: u32 = 131_072;
+    /// Port bindings on specific host addresses, both generations together.
+    pub const PORT_ADDRS: u32 = 8_192;
+    /// Banned IPv4 prefixes.
+    pub const BANS_V4: u32 = 1_048_576;
+    /// Banned IPv6 prefixes.
+    pub const BANS_V6: u32 = 262_144;
+    /// Source prefixes of rules, both generations together, IPv4.
+    pub const RULE_SOURCES_V4: u32 = 262_144;
+    /// Source prefixes of rules, both generations together, IPv6.
+    pub const RULE_SOURCES_V6: u32 = 65_536;
+    /// Interface masks, both generations together.
+    pub const IFACE_MASKS: u32 = 16_384;
+    /// Per-source rate-limit buckets (LRU: the least recently used is evicted).
+    pub const RATE_SOURCES: u32 = 65_536;
+    /// Statistic ids (each a port's unmatched/ban/fragment tally or a rule
+    /// instance on a port); also sizes the aggregate buckets and event budgets.
+    pub const STATS: u32 = 16_384;
+    /// Tracked fragmented datagrams (LRU).
+    pub const FRAGS: u32 = 8_192;
+    /// Ring buffer for sampled drop events, in bytes (a power of two pages).
+    pub const EVENTS_BYTES: u32 = 256 * 1024;
+    /// Global reason counters.
+    pub const GLOBAL_STATS: u32 = 16;
+}

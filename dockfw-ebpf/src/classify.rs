@@ -1,0 +1,481 @@
+//! Classify: published port -> ban -> the port's rule bitmap -> first match.
+//!
+//! Per packet this is: the configuration, the port index and the port's
+//! policy (three array lookups the verifier inlines), the ban summary bit
+//! (an inlined array lookup; the ban trie only when the bit is set), at most
+//! one LPM lookup for the port's rule sources, one interface-mask lookup when
+//! the port has interface conditions, and the matching rule (an inlined array
+//! lookup) - whatever the number of rules or prefixes. Rule order is bit
+//! order: the first matching rule is the lowest set bit.
+
+use aya_ebpf::{helpers::bpf_ktime_get_ns, maps::lpm_trie::Key};
+use dockfw_common::{
+    FragKey, FragValue, IfaceMaskKey, MAX_RULES_PER_PORT, PORT_INDEX_SPECIFIC, PortKey,
+    PortPolicy, RateKey, RuleAction, SourceKeyV4, SourceKeyV6, action, ban_summary_bit_v4,
+    ban_summary_bit_v6, config_flag, family, outcome, port_flag, port_index, reason, rule_flag,
+    trace_flag, xdp_verdict,
+};
+
+use crate::{
+    maps::{
+        DFW_BANS_V4, DFW_BANS_V6, DFW_BANSUM_V4, DFW_BANSUM_V6, DFW_CONFIG, DFW_FRAGS,
+        DFW_IFMASK, DFW_POLICIES, DFW_PORT_ADDRS, DFW_PORT_INDEX, DFW_RL_AGG, DFW_RL_SRC,
+        DFW_RSRC_V4, DFW_RSRC_V6, DFW_RULES,
+    },
+    parse::{FRAG_FIRST, FRAG_LATER, Packet},
+};
+
+/// Prefix length of a whole IPv4 address.
+const V4_BITS: u32 = 32;
+/// Prefix length of a whole IPv6 address.
+const V6_BITS: u32 = 128;
+/// Source-trie keys start with the 32-bit policy index.
+const SLOT_BITS: u32 = 32;
+
+/// The decision for one packet, before it is counted.
+pub struct Decision {
+    /// [`xdp_verdict`].
+    pub verdict: u32,
+    /// [`reason`] code.
+    pub reason: u8,
+    /// [`outcome`] code.
+    pub outcome: u32,
+    /// Statistic id to count under; [`dockfw_common::STAT_NONE`] = global
+    /// reason counter.
+    pub stat_id: u32,
+    /// Matching rule index (valid with [`trace_flag::RULE_MATCHED`]).
+    pub rule_index: u32,
+    /// [`trace_flag`]s.
+    pub flags: u32,
+    /// Policy index of the port (0 when not published).
+    pub slot: u32,
+    /// Active generation.
+    pub generation: u32,
+    /// Rule bitmap after every condition.
+    pub candidate_bits: u32,
+}
+
+impl Decision {
+    #[inline(always)]
+    fn skip(reason: u8, flags: u32, generation: u32) -> Self {
+        Self {
+            verdict: xdp_verdict::PASS,
+            reason,
+            outcome: outcome::PASS,
+            stat_id: dockfw_common::STAT_NONE,
+            rule_index: 0,
+            flags,
+            slot: 0,
+            generation,
+            candidate_bits: 0,
+        }
+    }
+}
+
+/// The address words as the bytes they hold (network order).
+#[inline(always)]
+pub fn address_bytes(words: [u32; 4]) -> [u8; 16] {
+    // SAFETY: [u32; 4] and [u8; 16] have the same size and every bit pattern
+    // is valid for both.
+    unsafe { core::mem::transmute::<[u32; 4], [u8; 16]>(words) }
+}
+
+/// A drop that becomes a counted pass when `audit` is set.
+#[inline(always)]
+fn drop_or_audit(audit: bool) -> (u32, u32) {
+    if audit {
+        (xdp_verdict::PASS, outcome::AUDIT)
+    } else {
+        (xdp_verdict::DROP, outcome::DROP)
+    }
+}
+
+/// Classifies a parsed packet. `commit` is false in a trace instance: no
+/// bucket is spent and no fragment is remembered.
+#[inline(always)]
+pub fn classify(packet: &Packet, ifindex: u32, commit: bool) -> Decision {
+    let Some(config) = DFW_CONFIG.get(0) else {
+        return Decision::skip(reason::NO_POLICY, 0, 0);
+    };
+    let generation = config.active_generation & 1;
+    let mut flags = if packet.is_syn() { trace_flag::SYN } else { 0 };
+
+    // Later fragments carry no ports: take the port their first fragment had.
+    let mut dport_raw = packet.dport_raw;
+    if packet.fragment == FRAG_LATER {
+        flags |= trace_flag::FRAGMENT;
+        match lookup_fragment(packet) {
+            Some(first) => dport_raw = first.port_be,
+            None => return Decision::skip(reason::FRAGMENT_UNTRACKED, flags, generation),
+        }
+    }
+
+    let slot = lookup_port(generation, packet, dport_raw, &mut flags);
+    if slot == 0 {
+        return Decision::skip(reason::NOT_PUBLISHED, flags, generation);
+    }
+    flags |= trace_flag::PUBLISHED;
+    let Some(policy) = DFW_POLICIES.get(slot) else {
+        return Decision::skip(reason::NO_POLICY, flags, generation);
+    };
+    let mut decision = Decision {
+        verdict: xdp_verdict::PASS,
+        reason: reason::UNMATCHED,
+        outcome: outcome::PASS,
+        stat_id: policy.stat_unmatched,
+        rule_index: 0,
+        flags,
+        slot,
+        generation,
+        candidate_bits: 0,
+    };
+    let port_audit = policy.flags & port_flag::AUDIT != 0;
+
+    if packet.fragment == FRAG_LATER {
+        decision.reason = reason::FRAGMENT;
+        decision.stat_id = policy.stat_fragments;
+        if policy.flags & port_flag::FRAGMENTS_DROP != 0 {
+            (decision.verdict, decision.outcome) = drop_or_audit(port_audit);
+        }
+        return decision;
+    }
+    if packet.fragment == FRAG_FIRST && commit {
+        remember_fragment(packet);
+    }
+
+    if is_banned(packet, config.flags) {
+        decision.flags |= trace_flag::BANNED;
+        decision.reason = reason::BANNED;
+        decision.stat_id = policy.stat_banned;
+        (decision.verdict, decision.outcome) = drop_or_audit(port_audit);
+        return decision;
+    }
+
+    if policy.rule_count == 0 {
+        return decision;
+    }
+    let bits = candidate_rules(policy, packet, slot, ifindex, decision.flags);
+    decision.candidate_bits = bits;
+    let Some(index) = first_match(policy, bits, packet) else {
+        return decision;
+    };
+    let Some(rule) = DFW_RULES.get(policy.rule_base + index) else {
+        return decision;
+    };
+    decision.flags |= trace_flag::RULE_MATCHED;
+    decision.rule_index = index;
+    decision.stat_id = rule.stat_id;
+    apply_rule(rule, packet, commit, &mut decision);
+    decision
+}
+
+/// The policy index for the packet's destination: a binding on its specific
+/// address first (only looked up when the port has one), else the wildcard
+/// binding. 0 = not published.
+#[inline(always)]
+fn lookup_port(generation: u32, packet: &Packet, dport_raw: u16, flags: &mut u32) -> u32 {
+    let index = port_index(generation, packet.family, packet.proto, dport_raw);
+    let entry = match DFW_PORT_INDEX.get(index) {
+        Some(entry) => *entry,
+        None => 0,
+    };
+    if entry & PORT_INDEX_SPECIFIC != 0 {
+        let key = PortKey {
+            addr: address_bytes(packet.dst),
+            port_be: dport_raw,
+            proto: packet.proto,
+            family: packet.family,
+            generation: generation as u8,
+            pad: [0; 3],
+        };
+        if let Some(found) = DFW_PORT_ADDRS.get_ptr(&key) {
+            // SAFETY: a pointer from a successful lookup, read once.
+            let slot = unsafe { *found };
+            if slot != 0 {
+                *flags |= trace_flag::SPECIFIC_ADDRESS;
+                return slot;
+            }
+        }
+    }
+    entry & !PORT_INDEX_SPECIFIC
+}
+
+/// The rules whose source, interface and SYN conditions hold.
+#[inline(always)]
+fn candidate_rules(
+    policy: &PortPolicy,
+    packet: &Packet,
+    slot: u32,
+    ifindex: u32,
+    flags: u32,
+) -> u32 {
+    let mut bits = policy.default_bits;
+    if policy.flags & port_flag::HAS_SOURCE_RULES != 0 {
+        bits = source_bits(packet, slot, policy.default_bits);
+    }
+    if policy.flags & port_flag::HAS_IFACE_RULES != 0 {
+        let key = IfaceMaskKey { slot, ifindex };
+        bits &= match DFW_IFMASK.get_ptr(&key) {
+            // SAFETY: a pointer from a successful lookup, read once.
+            Some(mask) => unsafe { *mask },
+            None => policy.iface_default_mask,
+        };
+    }
+    if flags & trace_flag::SYN == 0 {
+        bits &= !policy.syn_only_mask;
+    }
+    bits
+}
+
+/// The index of the first candidate whose residual conditions (source port,
+/// TCP flags) hold. Without residual rules among the candidates that is
+/// simply the lowest set bit, with no loop.
+#[inline(always)]
+fn first_match(policy: &PortPolicy, mut bits: u32, packet: &Packet) -> Option<u32> {
+    if bits & policy.residual_mask == 0 {
+        return if bits != 0 { Some(lowest_bit(bits)) } else { None };
+    }
+    for _ in 0..MAX_RULES_PER_PORT {
+        if bits == 0 {
+            break;
+        }
+        let index = lowest_bit(bits);
+        if policy.residual_mask & (1 << index) == 0 {
+            return Some(index);
+        }
+        let rule = DFW_RULES.get(policy.rule_base + index)?;
+        if residual_match(rule, packet) {
+            return Some(index);
+        }
+        bits &= bits - 1;
+    }
+    None
+}
+
+/// Index of the lowest set bit of a non-zero word, bounded for the verifier.
+///
+/// LLVM lowers count-trailing-zeros to a de Bruijn table lookup in `.rodata`;
+/// knowing the result is below 32 it would drop a mask, but the verifier
+/// only sees "a byte from a table". Passing the count through a volatile
+/// stack slot hides what LLVM knows, so the mask stays.
+#[inline(always)]
+fn lowest_bit(bits: u32) -> u32 {
+    let index = bits.trailing_zeros();
+    // SAFETY: reading back a local just written.
+    let index = unsafe { core::ptr::read_volatile(&index) };
+    index & (MAX_RULES_PER_PORT as u32 - 1)
+}
+
+#[inline(always)]
+fn fragment_key(packet: &Packet) -> FragKey {
+    FragKey {
+        family: packet.family,
+        proto: packet.proto,
+        pad: 0,
+        id: packet.frag_id,
+        src: address_bytes(packet.src),
+        dst: address_bytes(packet.dst),
+    }
+}
+
+#[inline(always)]
+fn lookup_fragment(packet: &Packet) -> Option<FragValue> {
+    let found = DFW_FRAGS.get_ptr(&fragment_key(packet))?;
+    // SAFETY: a pointer from a successful lookup, copied out at once.
+    Some(unsafe { *found })
+}
+
+#[inline(always)]
+fn remember_fragment(packet: &Packet) {
+    let value = FragValue {
+        port_be: packet.dport_raw,
+        pad: 0,
+    };
+    // A full LRU evicts the oldest datagram; its later fragments then pass as
+    // untracked, which is the fail-open direction.
+    let _ = DFW_FRAGS.insert(&fragment_key(packet), &value, 0);
+}
+
+/// Whether `bit` is set in a ban summary (missing word: assume set).
+#[inline(always)]
+fn summary_says_maybe(word: Option<&u64>, bit: u32) -> bool {
+    match word {
+        Some(word) => (*word >> (bit & 63)) & 1 != 0,
+        None => true,
+    }
+}
+
+#[inline(always)]
+fn is_banned(packet: &Packet, config_flags: u32) -> bool {
+    let expiry = if packet.family == family::V4 {
+        let bit = ban_summary_bit_v4(u32::from_be(packet.src[0]));
+        if config_flags & config_flag::BAN_LOOKUP_ALWAYS_V4 == 0
+            && !summary_says_maybe(DFW_BANSUM_V4.get(bit >> 6), bit)
+        {
+            return false;
+        }
+        DFW_BANS_V4.get(&Key::new(V4_BITS, packet.src[0]))
+    } else {
+        let bit = ban_summary_bit_v6(u32::from_be(packet.src[0]));
+        if config_flags & config_flag::BAN_LOOKUP_ALWAYS_V6 == 0
+            && !summary_says_maybe(DFW_BANSUM_V6.get(bit >> 6), bit)
+        {
+            return false;
+        }
+        DFW_BANS_V6.get(&Key::new(V6_BITS, packet.src))
+    };
+    match expiry {
+        None => false,
+        Some(&u64::MAX) => true,
+        // SAFETY: helper without arguments.
+        Some(expiry) => (unsafe { bpf_ktime_get_ns() }) < *expiry,
+    }
+}
+
+/// The rule bitmap of the longest stored source prefix covering the packet's
+/// source, or `default` when none does. (A match on the lookup rather than
+/// `Option::unwrap_or`: LLVM may otherwise read the undefined payload of
+/// `None` from a register the helper call clobbered, which the verifier
+/// rejects.)
+#[inline(always)]
+fn source_bits(packet: &Packet, slot: u32, default: u32) -> u32 {
+    let slot_be = slot.to_be_bytes();
+    let found = if packet.family == family::V4 {
+        let data = SourceKeyV4 {
+            slot_be,
+            addr: packet.src[0].to_ne_bytes(),
+        };
+        DFW_RSRC_V4.get(&Key::new(SLOT_BITS + V4_BITS, data))
+    } else {
+        let data = SourceKeyV6 {
+            slot_be,
+            addr: address_bytes(packet.src),
+        };
+        DFW_RSRC_V6.get(&Key::new(SLOT_BITS + V6_BITS, data))
+    };
+    match found {
+        Some(bits) => *bits,
+        None => default,
+    }
+}
+
+#[inline(always)]
+fn residual_match(rule: &RuleAction, packet: &Packet) -> bool {
+    let sport = u16::from_be(packet.sport_raw);
+    if sport < rule.sport_lo || sport > rule.sport_hi {
+        return false;
+    }
+    packet.tcp_flags & rule.tcp_flags_mask == rule.tcp_flags_value
+}
+
+#[inline(always)]
+fn apply_rule(rule: &RuleAction, packet: &Packet, commit: bool, decision: &mut Decision) {
+    let audit = rule.flags & rule_flag::AUDIT != 0;
+    match rule.action {
+        action::DROP => {
+            decision.reason = reason::RULE_DROP;
+            (decision.verdict, decision.outcome) = drop_or_audit(audit);
+        }
+        action::RATE_LIMIT => {
+            if within_rate(rule, packet, commit) {
+                decision.reason = reason::RATE_LIMIT_PASS;
+            } else {
+                decision.reason = reason::RATE_LIMIT_DROP;
+                (decision.verdict, decision.outcome) = drop_or_audit(audit);
+            }
+        }
+        _ => decision.reason = reason::RULE_PASS,
+    }
+}
+
+/// GCRA (a token bucket kept as one "theoretical arrival time"): admit when
+/// the next arrival time stays within `burst_ns` of now.
+#[inline(always)]
+pub fn gcra_next(tat: u64, now: u64, interval_ns: u64, burst_ns: u64) -> Option<u64> {
+    let start = if tat > now { tat } else { now };
+    let next = start + interval_ns;
+    if next - now > burst_ns {
+        None
+    } else {
+        Some(next)
+    }
+}
+
+/// The per-source bucket key: IPv4 as `::ffff:a.b.c.d`, IPv6 by its /64 (one
+/// host's allocation, so an attacker cannot mint fresh buckets by rotating
+/// the low bits).
+#[inline(always)]
+fn source_bucket_key(stat_id: u32, packet: &Packet) -> RateKey {
+    let words = if packet.family == family::V4 {
+        [0, 0, u32::from_ne_bytes([0, 0, 0xff, 0xff]), packet.src[0]]
+    } else {
+        [packet.src[0], packet.src[1], 0, 0]
+    };
+    RateKey {
+        stat_id,
+        addr: address_bytes(words),
+    }
+}
+
+/// Both buckets (per source, then per port aggregate) must admit the packet;
+/// only then are they spent. Concurrent CPUs may race on the same bucket and
+/// admit a packet more than the rate; that errs towards passing.
+#[inline(always)]
+fn within_rate(rule: &RuleAction, packet: &Packet, commit: bool) -> bool {
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let per_source = rule.flags & rule_flag::PER_SOURCE != 0;
+    let (aggregate_interval, aggregate_burst) = if per_source {
+        (rule.aggregate_interval_ns, rule.aggregate_burst_ns)
+    } else {
+        (rule.interval_ns, rule.burst_ns)
+    };
+
+    let source_key = source_bucket_key(rule.stat_id, packet);
+    let mut source_next = 0;
+    let mut source_slot: Option<*mut u64> = None;
+    if per_source {
+        source_slot = DFW_RL_SRC.get_ptr_mut(&source_key);
+        let tat = match source_slot {
+            // SAFETY: a pointer from a successful lookup; u64 read.
+            Some(slot) => unsafe { *slot },
+            None => 0,
+        };
+        match gcra_next(tat, now, rule.interval_ns, rule.burst_ns) {
+            Some(next) => source_next = next,
+            None => return false,
+        }
+    }
+
+    let aggregate_slot = if aggregate_interval != 0 {
+        DFW_RL_AGG.get_ptr_mut(rule.stat_id)
+    } else {
+        None
+    };
+    let mut aggregate_next = 0;
+    if let Some(slot) = aggregate_slot {
+        // SAFETY: a pointer into the array from a successful lookup.
+        let tat = unsafe { *slot };
+        match gcra_next(tat, now, aggregate_interval, aggregate_burst) {
+            Some(next) => aggregate_next = next,
+            None => return false,
+        }
+    }
+
+    if commit {
+        if per_source {
+            match source_slot {
+                // SAFETY: as above; a plain u64 store.
+                Some(slot) => unsafe { *slot = source_next },
+                None => {
+                    let _ = DFW_RL_SRC.insert(&source_key, &source_next, 0);
+                }
+            }
+        }
+        if let Some(slot) = aggregate_slot {
+            // SAFETY: as above.
+            unsafe { *slot = aggregate_next };
+        }
+    }
+    true
+}

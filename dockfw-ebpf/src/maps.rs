@@ -1,0 +1,83 @@
+//! The maps, named exactly as the constants in `dockfw_common::maps` (the
+//! `#[map]` macro takes the static's name). Capacities are defaults; user
+//! space overrides them at load time and pins every map but the trace record.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+};
+use dockfw_common::{
+    BAN_SUMMARY_WORDS, Config, Counter, FragKey, FragValue, IfaceMaskKey, OUTCOMES_PER_STAT,
+    PORT_INDEX_ENTRIES, PortKey, PortPolicy, RateKey, RuleAction, SourceKeyV4, SourceKeyV6,
+    TraceRecord, capacity,
+};
+
+#[map]
+pub static DFW_CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+#[map]
+pub static DFW_PORT_INDEX: Array<u32> = Array::with_max_entries(PORT_INDEX_ENTRIES, 0);
+
+#[map]
+pub static DFW_PORT_ADDRS: HashMap<PortKey, u32> =
+    HashMap::with_max_entries(capacity::PORT_ADDRS, 0);
+
+#[map]
+pub static DFW_POLICIES: Array<PortPolicy> = Array::with_max_entries(capacity::POLICIES, 0);
+
+#[map]
+pub static DFW_RULES: Array<RuleAction> = Array::with_max_entries(capacity::RULES, 0);
+
+#[map]
+pub static DFW_BANSUM_V4: Array<u64> = Array::with_max_entries(BAN_SUMMARY_WORDS, 0);
+
+#[map]
+pub static DFW_BANSUM_V6: Array<u64> = Array::with_max_entries(BAN_SUMMARY_WORDS, 0);
+
+// Ban tries are keyed by the address words as loaded from the packet: the
+// same bytes as user space's `[u8; 4]` / `[u8; 16]` keys.
+#[map]
+pub static DFW_BANS_V4: LpmTrie<u32, u64> = LpmTrie::with_max_entries(capacity::BANS_V4, 0);
+
+#[map]
+pub static DFW_BANS_V6: LpmTrie<[u32; 4], u64> = LpmTrie::with_max_entries(capacity::BANS_V6, 0);
+
+#[map]
+pub static DFW_RSRC_V4: LpmTrie<SourceKeyV4, u32> =
+    LpmTrie::with_max_entries(capacity::RULE_SOURCES_V4, 0);
+
+#[map]
+pub static DFW_RSRC_V6: LpmTrie<SourceKeyV6, u32> =
+    LpmTrie::with_max_entries(capacity::RULE_SOURCES_V6, 0);
+
+#[map]
+pub static DFW_IFMASK: HashMap<IfaceMaskKey, u32> =
+    HashMap::with_max_entries(capacity::IFACE_MASKS, 0);
+
+#[map]
+pub static DFW_RL_SRC: LruHashMap<RateKey, u64> =
+    LruHashMap::with_max_entries(capacity::RATE_SOURCES, 0);
+
+#[map]
+pub static DFW_RL_AGG: Array<u64> = Array::with_max_entries(capacity::STATS, 0);
+
+#[map]
+pub static DFW_STATS: PerCpuArray<Counter> =
+    PerCpuArray::with_max_entries(capacity::STATS * OUTCOMES_PER_STAT, 0);
+
+#[map]
+pub static DFW_GSTATS: PerCpuArray<Counter> =
+    PerCpuArray::with_max_entries(capacity::GLOBAL_STATS, 0);
+
+#[map]
+pub static DFW_FRAGS: LruHashMap<FragKey, FragValue> =
+    LruHashMap::with_max_entries(capacity::FRAGS, 0);
+
+#[map]
+pub static DFW_EVENTS: RingBuf = RingBuf::with_byte_size(capacity::EVENTS_BYTES, 0);
+
+#[map]
+pub static DFW_EVBUDGET: Array<u64> = Array::with_max_entries(capacity::STATS, 0);
+
+#[map]
+pub static DFW_TRACE: Array<TraceRecord> = Array::with_max_entries(1, 0);

@@ -1,0 +1,292 @@
+//! Loading the data plane: the eBPF object, its maps (fresh, or re-adopted
+//! from pins) and its two programs, into one typed [`Dataplane`].
+//!
+//! Every map is taken out of the object once, as its typed aya map, so a key
+//! or value size that does not match the ABI fails here, at start-up, rather
+//! than on the first write.
+
+use std::path::{Path, PathBuf};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, RingBuf},
+    programs::{ProgramError, SchedClassifier, Xdp},
+};
+use dockfw_common::{
+    BAN_SUMMARY_V4_MAP, BAN_SUMMARY_V6_MAP, BANS_V4_MAP, BANS_V6_MAP, CONFIG_MAP, Config,
+    Counter, EVENT_BUDGET_MAP, EVENTS_MAP, FRAGS_MAP, FragKey, FragValue, GLOBAL_STATS_MAP,
+    IFACE_MASKS_MAP, IfaceMaskKey, OUTCOMES_PER_STAT, PINNED_MAPS, POLICIES_MAP, PORT_ADDRS_MAP,
+    PORT_INDEX_MAP, PROG_TC, PROG_XDP, PortKey, PortPolicy, RATE_AGGREGATE_MAP,
+    RATE_SOURCES_MAP, RULE_SOURCES_V4_MAP, RULE_SOURCES_V6_MAP, RULES_MAP, RateKey, RuleAction,
+    STATS_MAP, SourceKeyV4, SourceKeyV6, TRACE_MAP, TRACE_MODE_GLOBAL, TraceRecord, capacity,
+};
+
+/// Map capacities (`max_entries`). They apply when a map is created; a
+/// re-adopted pinned map keeps the capacity it was created with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacities {
+    /// Port policies over both generations.
+    pub policies: u32,
+    /// Rules over both generations.
+    pub rules: u32,
+    /// Port bindings on specific addresses over both generations.
+    pub port_addrs: u32,
+    /// Banned IPv4 prefixes.
+    pub bans_v4: u32,
+    /// Banned IPv6 prefixes.
+    pub bans_v6: u32,
+    /// Rule source prefixes (IPv4) over both generations.
+    pub rule_sources_v4: u32,
+    /// Rule source prefixes (IPv6) over both generations.
+    pub rule_sources_v6: u32,
+    /// Interface masks over both generations.
+    pub iface_masks: u32,
+    /// Per-source rate-limit buckets.
+    pub rate_sources: u32,
+    /// Statistic ids.
+    pub stats: u32,
+    /// Tracked fragmented datagrams.
+    pub frags: u32,
+}
+
+impl Default for Capacities {
+    fn default() -> Self {
+        Self {
+            policies: capacity::POLICIES,
+            rules: capacity::RULES,
+            port_addrs: capacity::PORT_ADDRS,
+            bans_v4: capacity::BANS_V4,
+            bans_v6: capacity::BANS_V6,
+            rule_sources_v4: capacity::RULE_SOURCES_V4,
+            rule_sources_v6: capacity::RULE_SOURCES_V6,
+            iface_masks: capacity::IFACE_MASKS,
+            rate_sources: capacity::RATE_SOURCES,
+            stats: capacity::STATS,
+            frags: capacity::FRAGS,
+        }
+    }
+}
+
+/// How to load the data plane.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Directory on a bpffs whose `maps/` holds the pinned maps: they are
+    /// re-adopted when present and created and pinned otherwise. `None`
+    /// keeps every map private to this process (tests, benchmarks).
+    pub pin_dir: Option<PathBuf>,
+    /// Capacities for maps that get created.
+    pub capacities: Capacities,
+    /// Load a side-effect-free trace instance (see
+    /// [`dockfw_common::TRACE_MODE_GLOBAL`]). Requires the pins to exist.
+    pub trace: bool,
+}
+
+/// Errors while loading the data plane.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The object could not be loaded (map creation, BTF, relocation).
+    #[error("loading the eBPF object failed: {0}")]
+    Object(#[source] aya::EbpfError),
+    /// A map the ABI names is missing from the object.
+    #[error("the eBPF object has no map {name}")]
+    MissingMap {
+        /// Map name.
+        name: &'static str,
+    },
+    /// A map has another type, key or value size than the ABI.
+    #[error(
+        "map {name} does not match this dockfw's ABI (a pin left by another version? \
+         run `dockfw detach` or use another --pin-dir): {source}"
+    )]
+    MapType {
+        /// Map name.
+        name: &'static str,
+        /// aya's error.
+        #[source]
+        source: MapError,
+    },
+    /// A program is missing or was rejected by the verifier.
+    #[error("program {name} could not be loaded: {source}")]
+    Program {
+        /// Program name.
+        name: &'static str,
+        /// aya's error (carries the verifier log).
+        #[source]
+        source: ProgramError,
+    },
+    /// A trace needs the daemon's pinned maps.
+    #[error("no pinned dockfw maps under {0} (is `dockfw run` running with this --pin-dir?)")]
+    NotPinned(PathBuf),
+}
+
+/// The data plane's maps, typed as the ABI says.
+pub struct Maps {
+    /// [`dockfw_common::CONFIG_MAP`].
+    pub config: Array<MapData, Config>,
+    /// [`dockfw_common::PORT_INDEX_MAP`].
+    pub port_index: Array<MapData, u32>,
+    /// [`dockfw_common::PORT_ADDRS_MAP`].
+    pub port_addrs: HashMap<MapData, PortKey, u32>,
+    /// [`dockfw_common::POLICIES_MAP`].
+    pub policies: Array<MapData, PortPolicy>,
+    /// [`dockfw_common::RULES_MAP`].
+    pub rules: Array<MapData, RuleAction>,
+    /// [`dockfw_common::BANS_V4_MAP`].
+    pub bans_v4: LpmTrie<MapData, [u8; 4], u64>,
+    /// [`dockfw_common::BANS_V6_MAP`].
+    pub bans_v6: LpmTrie<MapData, [u8; 16], u64>,
+    /// [`dockfw_common::BAN_SUMMARY_V4_MAP`].
+    pub ban_summary_v4: Array<MapData, u64>,
+    /// [`dockfw_common::BAN_SUMMARY_V6_MAP`].
+    pub ban_summary_v6: Array<MapData, u64>,
+    /// [`dockfw_common::RULE_SOURCES_V4_MAP`].
+    pub rule_sources_v4: LpmTrie<MapData, SourceKeyV4, u32>,
+    /// [`dockfw_common::RULE_SOURCES_V6_MAP`].
+    pub rule_sources_v6: LpmTrie<MapData, SourceKeyV6, u32>,
+    /// [`dockfw_common::IFACE_MASKS_MAP`].
+    pub iface_masks: HashMap<MapData, IfaceMaskKey, u32>,
+    /// [`dockfw_common::RATE_SOURCES_MAP`].
+    pub rate_sources: HashMap<MapData, RateKey, u64>,
+    /// [`dockfw_common::RATE_AGGREGATE_MAP`].
+    pub rate_aggregate: Array<MapData, u64>,
+    /// [`dockfw_common::STATS_MAP`].
+    pub stats: PerCpuArray<MapData, Counter>,
+    /// [`dockfw_common::GLOBAL_STATS_MAP`].
+    pub global_stats: PerCpuArray<MapData, Counter>,
+    /// [`dockfw_common::FRAGS_MAP`].
+    pub frags: HashMap<MapData, FragKey, FragValue>,
+    /// [`dockfw_common::EVENTS_MAP`], taken by whoever reads events.
+    pub events: Option<RingBuf<MapData>>,
+    /// [`dockfw_common::EVENT_BUDGET_MAP`].
+    pub event_budget: Array<MapData, u64>,
+    /// [`dockfw_common::TRACE_MAP`] (meaningful in a trace instance only).
+    pub trace: Array<MapData, TraceRecord>,
+}
+
+/// A loaded data plane: both programs verified and loaded, maps typed.
+pub struct Dataplane {
+    ebpf: Ebpf,
+    /// The maps.
+    pub maps: Maps,
+}
+
+/// Where the maps of a pin directory live.
+pub fn maps_pin_dir(pin_dir: &Path) -> PathBuf {
+    pin_dir.join("maps")
+}
+
+impl Dataplane {
+    /// Loads the embedded object.
+    pub fn load(options: &LoadOptions) -> Result<Self, LoadError> {
+        Self::load_object(crate::ebpf::OBJECT, options)
+    }
+
+    /// Loads an object (the embedded one, or another build of it).
+    pub fn load_object(object: &[u8], options: &LoadOptions) -> Result<Self, LoadError> {
+        let capacities = options.capacities;
+        let mut loader = EbpfLoader::new();
+        loader
+            .map_max_entries(POLICIES_MAP, capacities.policies)
+            .map_max_entries(RULES_MAP, capacities.rules)
+            .map_max_entries(PORT_ADDRS_MAP, capacities.port_addrs)
+            .map_max_entries(BANS_V4_MAP, capacities.bans_v4)
+            .map_max_entries(BANS_V6_MAP, capacities.bans_v6)
+            .map_max_entries(RULE_SOURCES_V4_MAP, capacities.rule_sources_v4)
+            .map_max_entries(RULE_SOURCES_V6_MAP, capacities.rule_sources_v6)
+            .map_max_entries(IFACE_MASKS_MAP, capacities.iface_masks)
+            .map_max_entries(RATE_SOURCES_MAP, capacities.rate_sources)
+            .map_max_entries(RATE_AGGREGATE_MAP, capacities.stats)
+            .map_max_entries(EVENT_BUDGET_MAP, capacities.stats)
+            .map_max_entries(STATS_MAP, capacities.stats.saturating_mul(OUTCOMES_PER_STAT))
+            .map_max_entries(FRAGS_MAP, capacities.frags);
+        let trace_flag: u8 = u8::from(options.trace);
+        loader.override_global(TRACE_MODE_GLOBAL, &trace_flag, true);
+        let map_dir = options.pin_dir.as_deref().map(maps_pin_dir);
+        if let Some(map_dir) = &map_dir {
+            if options.trace && !map_dir.join(CONFIG_MAP).exists() {
+                return Err(LoadError::NotPinned(map_dir.clone()));
+            }
+            for name in PINNED_MAPS {
+                loader.map_pin_path(name, map_dir.join(name));
+            }
+        }
+        let mut ebpf = loader.load(object).map_err(LoadError::Object)?;
+        let maps = Maps::take(&mut ebpf)?;
+        let mut dataplane = Self { ebpf, maps };
+        dataplane.xdp_program_mut()?.load().map_err(|source| LoadError::Program {
+            name: PROG_XDP,
+            source,
+        })?;
+        dataplane.tc_program_mut()?.load().map_err(|source| LoadError::Program {
+            name: PROG_TC,
+            source,
+        })?;
+        Ok(dataplane)
+    }
+
+    fn xdp_program_mut(&mut self) -> Result<&mut Xdp, LoadError> {
+        let program = self.ebpf.program_mut(PROG_XDP).ok_or(LoadError::Program {
+            name: PROG_XDP,
+            source: ProgramError::NotLoaded,
+        })?;
+        program.try_into().map_err(|source| LoadError::Program {
+            name: PROG_XDP,
+            source,
+        })
+    }
+
+    fn tc_program_mut(&mut self) -> Result<&mut SchedClassifier, LoadError> {
+        let program = self.ebpf.program_mut(PROG_TC).ok_or(LoadError::Program {
+            name: PROG_TC,
+            source: ProgramError::NotLoaded,
+        })?;
+        program.try_into().map_err(|source| LoadError::Program {
+            name: PROG_TC,
+            source,
+        })
+    }
+
+    /// The loaded XDP program.
+    pub fn xdp(&mut self) -> Result<&mut Xdp, LoadError> {
+        self.xdp_program_mut()
+    }
+
+    /// The loaded TC program.
+    pub fn tc(&mut self) -> Result<&mut SchedClassifier, LoadError> {
+        self.tc_program_mut()
+    }
+}
+
+impl Maps {
+    fn take(ebpf: &mut Ebpf) -> Result<Self, LoadError> {
+        fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, LoadError>
+        where
+            T: TryFrom<aya::maps::Map, Error = MapError>,
+        {
+            let map = ebpf.take_map(name).ok_or(LoadError::MissingMap { name })?;
+            T::try_from(map).map_err(|source| LoadError::MapType { name, source })
+        }
+        Ok(Self {
+            config: take(ebpf, CONFIG_MAP)?,
+            port_index: take(ebpf, PORT_INDEX_MAP)?,
+            port_addrs: take(ebpf, PORT_ADDRS_MAP)?,
+            policies: take(ebpf, POLICIES_MAP)?,
+            rules: take(ebpf, RULES_MAP)?,
+            bans_v4: take(ebpf, BANS_V4_MAP)?,
+            bans_v6: take(ebpf, BANS_V6_MAP)?,
+            ban_summary_v4: take(ebpf, BAN_SUMMARY_V4_MAP)?,
+            ban_summary_v6: take(ebpf, BAN_SUMMARY_V6_MAP)?,
+            rule_sources_v4: take(ebpf, RULE_SOURCES_V4_MAP)?,
+            rule_sources_v6: take(ebpf, RULE_SOURCES_V6_MAP)?,
+            iface_masks: take(ebpf, IFACE_MASKS_MAP)?,
+            rate_sources: take(ebpf, RATE_SOURCES_MAP)?,
+            rate_aggregate: take(ebpf, RATE_AGGREGATE_MAP)?,
+            stats: take(ebpf, STATS_MAP)?,
+            global_stats: take(ebpf, GLOBAL_STATS_MAP)?,
+            frags: take(ebpf, FRAGS_MAP)?,
+            events: Some(take(ebpf, EVENTS_MAP)?),
+            event_budget: take(ebpf, EVENT_BUDGET_MAP)?,
+            trace: take(ebpf, TRACE_MAP)?,
+        })
+    }
+}

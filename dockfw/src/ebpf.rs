@@ -1,0 +1,13 @@
+//! The compiled data plane, embedded once.
+
+/// The eBPF object (BPF ELF with BTF) holding `dockfw_xdp`, `dockfw_tc` and
+/// their maps, built by `build.rs` with aya-build.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dockfw"));
+
+/// An XDP program that drops every frame (`dockfw_floor`): the floor that
+/// benchmarks measure dockfw against, built in the same run.
+pub static FLOOR_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dockfw-floor"));
+
+/// Name of the program in [`FLOOR_OBJECT`].
+pub const FLOOR_PROGRAM: &str = "dockfw_floor";

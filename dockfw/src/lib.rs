@@ -1,0 +1,7 @@
+//! dockfw: an XDP/TC fast path in front of Docker's iptables.
+//!
+//! The pure core (policy model, compiler) needs neither root nor a kernel;
+//! the adapters around it (data plane, Docker) are thin.
+
+pub mod dataplane;
+pub mod ebpf;
