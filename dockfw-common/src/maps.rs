@@ -19,9 +19,9 @@ pub const POLICIES_MAP: &str = "DFW_POLICIES";
 /// `Array<RuleAction>`: rules of all ports, each port a contiguous block.
 /// Each generation uses its own half.
 pub const RULES_MAP: &str = "DFW_RULES";
-/// `LpmTrie<[u8; 4], u64>`: banned IPv4 sources, value = expiry (monotonic ns).
+/// `LpmTrie<[u8; 4], BanValue>`: banned IPv4 sources.
 pub const BANS_V4_MAP: &str = "DFW_BANS_V4";
-/// `LpmTrie<[u8; 16], u64>`: banned IPv6 sources, value = expiry (monotonic ns).
+/// `LpmTrie<[u8; 16], BanValue>`: banned IPv6 sources.
 pub const BANS_V6_MAP: &str = "DFW_BANS_V6";
 /// `Array<u64>`: bitmap over IPv4 /24s that some ban intersects; a clear bit
 /// skips the ban lookup. See [`crate::ban_summary_bit_v4`].

@@ -151,6 +151,19 @@ pub struct Config {
     pub event_burst_ns: u64,
 }
 
+/// Value of the ban tries ([`crate::BANS_V4_MAP`], [`crate::BANS_V6_MAP`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BanValue {
+    /// When the ban stops applying to addresses whose longest ban is this
+    /// prefix, in `CLOCK_MONOTONIC` ns (`bpf_ktime_get_ns`); `u64::MAX` =
+    /// never. It is the latest expiry of this ban and every shorter ban that
+    /// covers it, so the longest match alone decides.
+    pub expires_ns: u64,
+    /// This ban's own expiry (user space bookkeeping; `u64::MAX` = never).
+    pub own_expires_ns: u64,
+}
+
 /// Key of [`crate::PORT_ADDRS_MAP`]: a host port published on a specific
 /// address, as the packet sees it before DNAT.
 #[repr(C)]
@@ -417,6 +430,7 @@ macro_rules! assert_size {
 }
 
 assert_size!(Config, 24);
+assert_size!(BanValue, 16);
 assert_size!(PortKey, 24);
 assert_size!(RuleAction, 48);
 assert_size!(PortPolicy, 40);
@@ -437,6 +451,7 @@ mod pod {
     // SAFETY (all impls): `#[repr(C)]`, integer and byte-array fields only,
     // no implicit padding (sizes asserted above equal the sum of the fields).
     unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for BanValue {}
     unsafe impl aya::Pod for PortKey {}
     unsafe impl aya::Pod for RuleAction {}
     unsafe impl aya::Pod for PortPolicy {}

@@ -326,9 +326,9 @@ fn is_banned(packet: &Packet, config_flags: u32) -> bool {
     };
     match expiry {
         None => false,
-        Some(&u64::MAX) => true,
+        Some(ban) if ban.expires_ns == u64::MAX => true,
         // SAFETY: helper without arguments.
-        Some(expiry) => (unsafe { bpf_ktime_get_ns() }) < *expiry,
+        Some(ban) => (unsafe { bpf_ktime_get_ns() }) < ban.expires_ns,
     }
 }
 

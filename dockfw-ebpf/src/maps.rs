@@ -7,7 +7,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use dockfw_common::{
-    BAN_SUMMARY_WORDS, Config, Counter, FragKey, FragValue, IfaceMaskKey, OUTCOMES_PER_STAT,
+    BAN_SUMMARY_WORDS, BanValue, Config, Counter, FragKey, FragValue, IfaceMaskKey, OUTCOMES_PER_STAT,
     PORT_INDEX_ENTRIES, PortKey, PortPolicy, RateKey, RuleAction, SourceKeyV4, SourceKeyV6,
     TraceRecord, capacity,
 };
@@ -37,10 +37,10 @@ pub static DFW_BANSUM_V6: Array<u64> = Array::with_max_entries(BAN_SUMMARY_WORDS
 // Ban tries are keyed by the address words as loaded from the packet: the
 // same bytes as user space's `[u8; 4]` / `[u8; 16]` keys.
 #[map]
-pub static DFW_BANS_V4: LpmTrie<u32, u64> = LpmTrie::with_max_entries(capacity::BANS_V4, 0);
+pub static DFW_BANS_V4: LpmTrie<u32, BanValue> = LpmTrie::with_max_entries(capacity::BANS_V4, 0);
 
 #[map]
-pub static DFW_BANS_V6: LpmTrie<[u32; 4], u64> = LpmTrie::with_max_entries(capacity::BANS_V6, 0);
+pub static DFW_BANS_V6: LpmTrie<[u32; 4], BanValue> = LpmTrie::with_max_entries(capacity::BANS_V6, 0);
 
 #[map]
 pub static DFW_RSRC_V4: LpmTrie<SourceKeyV4, u32> =

@@ -3,6 +3,7 @@
 //! The pure core (policy model, compiler) needs neither root nor a kernel;
 //! the adapters around it (data plane, Docker) are thin.
 
+pub mod bans;
 pub mod compile;
 pub mod dataplane;
 pub mod ebpf;

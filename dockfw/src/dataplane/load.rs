@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, IterableMap, LpmTrie, MapData, MapError, PerCpuArray, RingBuf},
     programs::{ProgramError, SchedClassifier, Xdp},
 };
 use dockfw_common::{
-    BAN_SUMMARY_V4_MAP, BAN_SUMMARY_V6_MAP, BANS_V4_MAP, BANS_V6_MAP, CONFIG_MAP, Config,
+    BAN_SUMMARY_V4_MAP, BAN_SUMMARY_V6_MAP, BANS_V4_MAP, BANS_V6_MAP, BanValue, CONFIG_MAP, Config,
     Counter, EVENT_BUDGET_MAP, EVENTS_MAP, FRAGS_MAP, FragKey, FragValue, GLOBAL_STATS_MAP,
     IFACE_MASKS_MAP, IfaceMaskKey, OUTCOMES_PER_STAT, PINNED_MAPS, POLICIES_MAP, PORT_ADDRS_MAP,
     PORT_INDEX_MAP, PROG_TC, PROG_XDP, PortKey, PortPolicy, RATE_AGGREGATE_MAP,
@@ -132,9 +132,9 @@ pub struct Maps {
     /// [`dockfw_common::RULES_MAP`].
     pub rules: Array<MapData, RuleAction>,
     /// [`dockfw_common::BANS_V4_MAP`].
-    pub bans_v4: LpmTrie<MapData, [u8; 4], u64>,
+    pub bans_v4: LpmTrie<MapData, [u8; 4], BanValue>,
     /// [`dockfw_common::BANS_V6_MAP`].
-    pub bans_v6: LpmTrie<MapData, [u8; 16], u64>,
+    pub bans_v6: LpmTrie<MapData, [u8; 16], BanValue>,
     /// [`dockfw_common::BAN_SUMMARY_V4_MAP`].
     pub ban_summary_v4: Array<MapData, u64>,
     /// [`dockfw_common::BAN_SUMMARY_V6_MAP`].
@@ -258,6 +258,27 @@ impl Dataplane {
 }
 
 impl Maps {
+    /// The capacities the maps really have (a re-adopted pinned map keeps
+    /// the capacity it was created with).
+    pub fn capacities(&self) -> Result<Capacities, MapError> {
+        fn entries<K: aya::Pod, V>(map: &impl IterableMap<K, V>) -> Result<u32, MapError> {
+            Ok(map.map().info()?.max_entries())
+        }
+        Ok(Capacities {
+            policies: entries(&self.policies)?,
+            rules: entries(&self.rules)?,
+            port_addrs: entries(&self.port_addrs)?,
+            bans_v4: entries(&self.bans_v4)?,
+            bans_v6: entries(&self.bans_v6)?,
+            rule_sources_v4: entries(&self.rule_sources_v4)?,
+            rule_sources_v6: entries(&self.rule_sources_v6)?,
+            iface_masks: entries(&self.iface_masks)?,
+            rate_sources: entries(&self.rate_sources)?,
+            stats: entries(&self.rate_aggregate)?,
+            frags: entries(&self.frags)?,
+        })
+    }
+
     fn take(ebpf: &mut Ebpf) -> Result<Self, LoadError> {
         fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, LoadError>
         where

@@ -1,5 +1,12 @@
 //! The kernel adapter: loading, attaching, pinning and writing the maps.
 
+pub mod attach;
+pub mod bans;
+pub mod counters;
 pub mod load;
+pub mod testrun;
+pub mod writer;
 
 pub use load::{Capacities, Dataplane, LoadError, LoadOptions, Maps};
+pub use attach::{AttachError, AttachMode, Attachment, RequestedMode};
+pub use writer::{Applied, GenerationWriter, Placement, WriteError};
