@@ -2,6 +2,7 @@
 //! failure names the command and its exit status so the operator can rerun it
 //! by hand.
 
+use std::env;
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,22 @@ impl Workspace {
             command.stdin(Stdio::null());
         }
         command
+    }
+
+    /// `--locked` in CI mode: a clean clone must build with the committed
+    /// Cargo.lock, never with whatever the resolver picks that day (aya's
+    /// newer releases need a newer rustc than ours).
+    pub fn locked(&self) -> &'static [&'static str] {
+        if self.ci { &["--locked"] } else { &[] }
+    }
+}
+
+/// Whether the environment variable `CI` asks for a CI run (`CI=1`,
+/// `CI=true`, ...; empty, `0` and `false` do not).
+pub fn ci_from_env(value: Option<&str>) -> bool {
+    match value.map(str::trim) {
+        None | Some("") => false,
+        Some(value) => !(value == "0" || value.eq_ignore_ascii_case("false")),
     }
 }
 
@@ -130,6 +147,19 @@ pub fn euid_from_status(status: &str) -> Option<u32> {
         .and_then(|euid| euid.parse().ok())
 }
 
+/// The first executable file called `name` on `PATH`.
+pub fn find_in_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = env::var_os("PATH")?;
+    env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            fs::metadata(candidate)
+                .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +188,16 @@ mod tests {
         let status = "Name:\tcat\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n";
         assert_eq!(euid_from_status(status), Some(0));
         assert_eq!(euid_from_status("Name:\tcat\n"), None);
+    }
+
+    #[test]
+    fn ci_env_values() {
+        assert!(!ci_from_env(None));
+        assert!(!ci_from_env(Some("")));
+        assert!(!ci_from_env(Some("0")));
+        assert!(!ci_from_env(Some("False")));
+        assert!(ci_from_env(Some("1")));
+        assert!(ci_from_env(Some("true")));
+        assert!(ci_from_env(Some("yes")));
     }
 }
