@@ -258,6 +258,25 @@ impl Dataplane {
 }
 
 impl Maps {
+    /// Opens the pinned maps of a running (or stopped but pinned) data plane
+    /// without loading programs: for `dockfw ban` without a daemon, and for
+    /// inspection. The trace record map is private to each instance and not
+    /// available here (a fresh, unused one is created).
+    pub fn from_pins(pin_dir: &Path) -> Result<Self, LoadError> {
+        let dir = maps_pin_dir(pin_dir);
+        if !dir.join(CONFIG_MAP).exists() {
+            return Err(LoadError::NotPinned(dir));
+        }
+        // Loading the object with every map pinned re-opens the pins; the
+        // programs are not loaded into the kernel.
+        let mut loader = EbpfLoader::new();
+        for name in PINNED_MAPS {
+            loader.map_pin_path(name, dir.join(name));
+        }
+        let mut ebpf = loader.load(crate::ebpf::OBJECT).map_err(LoadError::Object)?;
+        Self::take(&mut ebpf)
+    }
+
     /// The capacities the maps really have (a re-adopted pinned map keeps
     /// the capacity it was created with).
     pub fn capacities(&self) -> Result<Capacities, MapError> {

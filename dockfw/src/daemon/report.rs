@@ -1,0 +1,91 @@
+//! Building `dockfw status` from the engine.
+
+use crate::{
+    compile::StatOwner,
+    dataplane::counters::{StatCounters, read_globals, read_stat},
+    status::{DockerStatus, InterfaceStatus, PolicyStatus, PortStatus, RuleStatus, Status},
+};
+
+use super::engine::Engine;
+
+impl Engine {
+    /// The status as `dockfw status` shows it.
+    pub fn status(&self, docker: DockerStatus) -> Status {
+        let stat = |owner: &StatOwner| -> StatCounters {
+            self.registry
+                .get(owner)
+                .and_then(|id| read_stat(&self.dataplane.maps, id).ok())
+                .unwrap_or_default()
+        };
+        let ports = self
+            .compiled
+            .ports
+            .iter()
+            .map(|port| {
+                let key = port.port.key;
+                PortStatus {
+                    port: key.label(),
+                    family: match key.family {
+                        crate::model::Family::V4 => "ipv4".into(),
+                        crate::model::Family::V6 => "ipv6".into(),
+                    },
+                    container: port.port.container.name.clone(),
+                    container_id: port.port.container.id.chars().take(12).collect(),
+                    container_port: port.port.container_port,
+                    unmatched: stat(&StatOwner::Unmatched(key)),
+                    banned: stat(&StatOwner::Banned(key)),
+                    fragments: stat(&StatOwner::Fragments(key)),
+                    rules: port
+                        .rules
+                        .iter()
+                        .enumerate()
+                        .map(|(index, rule)| {
+                            let source = self.policy.rules.get(rule.rule);
+                            RuleStatus {
+                                index,
+                                name: rule.name.clone(),
+                                action: source.map_or("?", |rule| rule.action.name()).into(),
+                                origin: source.map(|rule| rule.origin.to_string()).unwrap_or_default(),
+                                audit: rule.action.flags & dockfw_common::rule_flag::AUDIT != 0,
+                                counters: stat(&StatOwner::Rule(key, rule.name.clone())),
+                            }
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        let global = read_globals(&self.dataplane.maps)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, totals)| totals.packets > 0)
+            .map(|(code, totals)| (dockfw_common::reason::name(code).to_string(), totals))
+            .collect();
+        Status {
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            interfaces: self
+                .attachments
+                .iter()
+                .map(|attachment| InterfaceStatus {
+                    name: attachment.iface.clone(),
+                    ifindex: attachment.ifindex,
+                    mode: attachment.mode,
+                    adopted: attachment.adopted,
+                })
+                .collect(),
+            policy_generation: self.applies,
+            active_slot: self.active_slot,
+            audit: self.config.audit,
+            docker,
+            policy: PolicyStatus {
+                file: self.source.path().map(|path| path.display().to_string()),
+                rules: self.policy.rules.len(),
+                last_error: self.last_error.clone(),
+            },
+            bans: self.bans.len(),
+            ports,
+            global,
+            warnings: self.compiled.warnings.clone(),
+        }
+    }
+}
