@@ -6,5 +6,6 @@
 pub mod bans;
 pub mod compile;
 pub mod dataplane;
+pub mod docker;
 pub mod ebpf;
 pub mod model;
