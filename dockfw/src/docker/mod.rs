@@ -4,14 +4,21 @@
 //! - [`ports`] turns one container's inspect response into
 //!   [`PublishedPort`](crate::model::PublishedPort)s (pure, unit tested on
 //!   captured JSON).
+//! - [`watch`] runs the [`DockerWatcher`]: full sync, then events, then
+//!   reconnect with backoff when the engine goes away, always keeping the
+//!   last known ports in force.
 
 mod error;
 pub mod ports;
+mod session;
+mod since;
+pub mod watch;
 
 use std::{fmt, path::PathBuf, str::FromStr};
 
 pub use error::DockerError;
 pub use ports::published_ports;
+pub use watch::{DockerState, DockerWatcher, WatchOptions};
 
 /// Environment variable that names the engine, as the docker CLI reads it.
 pub const DOCKER_HOST_ENV: &str = "DOCKER_HOST";
