@@ -2,7 +2,9 @@
 //! plane with a verdict runner, and RAII guards for everything a test creates
 //! in the kernel (namespaces, veths, processes, containers).
 
+pub mod docker;
 pub mod frame;
+pub mod netns;
 pub mod runner;
 
 /// Panics naming `step` unless running as root: root-only tiers never skip.
