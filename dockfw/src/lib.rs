@@ -9,3 +9,4 @@ pub mod dataplane;
 pub mod docker;
 pub mod ebpf;
 pub mod model;
+pub mod policy;
