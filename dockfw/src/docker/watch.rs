@@ -145,12 +145,14 @@ impl DockerWatcher {
     /// the last known ports stay in `tx` meanwhile.
     pub async fn run(self, tx: watch::Sender<DockerState>, shutdown: CancellationToken) {
         let mut delay = self.options.backoff_initial;
-        let mut was_connected = false;
-        let mut warned = false;
+        // Set when the engine was lost (or never reached); cleared, with a
+        // log line, by the next successful sync.
+        let mut unreachable_since: Option<Instant> = None;
+        let mut connected = false;
         loop {
             let outcome = tokio::select! {
                 () = shutdown.cancelled() => break,
-                outcome = self.session(&tx, &mut delay, &mut was_connected) => outcome,
+                outcome = self.session(&tx, &mut delay, &mut connected, &mut unreachable_since) => outcome,
             };
             let error = match outcome {
                 Ok(SessionEnd::Unobserved) => {
@@ -168,18 +170,23 @@ impl DockerWatcher {
                 }
                 changed
             });
-            if was_connected || !warned {
+            if connected || unreachable_since.is_none() {
                 warn!(
                     host = %self.host,
                     error = %error_chain(&error),
                     retry_in = ?delay,
                     "Docker engine unreachable, keeping last known published ports"
                 );
-                warned = true;
+                unreachable_since = Some(Instant::now());
             } else {
-                debug!(host = %self.host, error = %error_chain(&error), retry_in = ?delay, "Docker engine still unreachable");
+                debug!(
+                    host = %self.host,
+                    error = %error_chain(&error),
+                    retry_in = ?delay,
+                    "Docker engine still unreachable"
+                );
             }
-            was_connected = false;
+            connected = false;
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(delay) => {}
@@ -194,7 +201,8 @@ impl DockerWatcher {
         &self,
         tx: &watch::Sender<DockerState>,
         delay: &mut Duration,
-        was_connected: &mut bool,
+        connected: &mut bool,
+        unreachable_since: &mut Option<Instant>,
     ) -> Result<SessionEnd, DockerError> {
         let session = Session::connect(&self.host, self.options.request_timeout).await?;
         let since = session.events_since().await?;
@@ -204,13 +212,19 @@ impl DockerWatcher {
         let mut ports = session.full_sync().await?;
         publish(tx, &ports);
         *delay = self.options.backoff_initial;
-        if !*was_connected {
-            info!(
+        *connected = true;
+        match unreachable_since.take() {
+            Some(since) => info!(
+                host = session.host(),
+                containers = ports.len(),
+                unreachable_for = ?since.elapsed(),
+                "reconnected to the Docker engine, published ports resynced"
+            ),
+            None => info!(
                 host = session.host(),
                 containers = ports.len(),
                 "connected to the Docker engine, published ports synced"
-            );
-            *was_connected = true;
+            ),
         }
 
         let mut pending = BTreeSet::new();
