@@ -6,6 +6,7 @@ pub mod docker;
 pub mod frame;
 pub mod netns;
 pub mod runner;
+pub mod traffic;
 
 /// Panics naming `step` unless running as root: root-only tiers never skip.
 pub fn require_root(step: &str) {
