@@ -49,6 +49,7 @@
 pub mod file;
 pub mod file_errors;
 pub mod sets;
+pub mod summary;
 
 mod fields;
 mod file_rule;
@@ -60,3 +61,4 @@ mod tests;
 pub use file::{LoadedPolicy, load_policy_file, parse_policy_file, parse_policy_str};
 pub use file_errors::{PolicyError, Problem};
 pub use sets::SetTable;
+pub use summary::{check_summary, describe_rule};

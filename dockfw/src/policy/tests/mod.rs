@@ -4,6 +4,7 @@
 mod errors;
 mod example;
 mod sets;
+mod summary;
 mod values;
 
 use std::{
