@@ -1,6 +1,18 @@
 //! Sources of intent written by people: the policy file and container
 //! labels, each turned into [`Rule`]s of the [model](crate::model).
 //!
+//! # Precedence
+//!
+//! Rules are evaluated in order and the first match wins. [`merge`] puts
+//! the policy file's rules first, in file order, then the rules of container
+//! labels (containers in the order given, each container's rules in index
+//! order). The operator's file therefore always wins over what a container
+//! asks for: a file rule `action = "pass"` for some sources cannot be undone
+//! by a label, and a global file rule (say, dropping `@blocklist`) applies
+//! before any label rule. A label rule only ever selects the ports of the
+//! container that carries it (by container id), so one container cannot
+//! change the treatment of another's ports.
+//!
 //! # The policy file (TOML)
 //!
 //! ```toml
@@ -45,9 +57,12 @@
 //! | `per` | rate-limit only: `"source"` (default) or `"port"` |
 //! | `total_rate`, `total_burst` | rate-limit with `per = "source"`: aggregate cap over all sources of a port; burst defaults to the rate's count |
 //! | `audit` | `true`: count would-be drops, drop nothing |
+//!
+//! Container labels use the same value grammar; see [`labels`].
 
 pub mod file;
 pub mod file_errors;
+pub mod labels;
 pub mod sets;
 pub mod summary;
 
@@ -60,5 +75,17 @@ mod tests;
 
 pub use file::{LoadedPolicy, load_policy_file, parse_policy_file, parse_policy_str};
 pub use file_errors::{PolicyError, Problem};
+pub use labels::{LabelError, LabelProblem, rules_from_labels, rules_from_labels_with_sets};
 pub use sets::SetTable;
 pub use summary::{check_summary, describe_rule};
+
+use crate::model::{Policy, Rule};
+
+/// The policy in force: the file's rules first, then the label rules (see
+/// [Precedence](self#precedence)); the file's fragment default stays.
+#[must_use]
+pub fn merge(file: Policy, label_rules: Vec<Rule>) -> Policy {
+    let mut policy = file;
+    policy.rules.extend(label_rules);
+    policy
+}

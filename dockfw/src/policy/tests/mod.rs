@@ -3,6 +3,7 @@
 
 mod errors;
 mod example;
+mod labels;
 mod sets;
 mod summary;
 mod values;
