@@ -4,9 +4,15 @@
 //! the adapters around it (data plane, Docker) are thin.
 
 pub mod bans;
+pub mod cli;
+pub mod commands;
 pub mod compile;
+pub mod control;
+pub mod daemon;
 pub mod dataplane;
 pub mod docker;
 pub mod ebpf;
+pub mod entry;
 pub mod model;
 pub mod policy;
+pub mod status;

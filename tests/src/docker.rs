@@ -31,9 +31,12 @@ mod prereq;
 
 /// The test image, imported from the static busybox binary.
 pub const TEST_IMAGE: &str = "dockfw-test/busybox";
+/// What `GET /` returns from `httpd -f -p 80 -h /www` in the test image.
+pub const TEST_PAGE: &str = "hello-dockfw\n";
+
 /// busybox applets linked into the image.
 const APPLETS: &[&str] = &[
-    "sh", "httpd", "nc", "sleep", "wget", "cat", "ls", "echo", "ip", "kill",
+    "sh", "httpd", "nc", "sleep", "wget", "cat", "ls", "echo", "ip", "kill", "mkdir",
 ];
 /// How long dockerd may take to answer `/_ping` after a start.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -338,6 +341,16 @@ impl DockerEngine {
             if let Err(error) = symlink("busybox", bin.join(applet)) {
                 panic!("import test image: link {applet}: {error}");
             }
+        }
+        // A page to serve (`httpd -f -p 80 -h /www`) and a writable /tmp.
+        let www = self.dir.join("img/www");
+        for dir in [&www, &self.dir.join("img/tmp")] {
+            if let Err(error) = fs::create_dir_all(dir) {
+                panic!("import test image: create {}: {error}", dir.display());
+            }
+        }
+        if let Err(error) = fs::write(www.join("index.html"), TEST_PAGE) {
+            panic!("import test image: write the test page: {error}");
         }
         let tar = Command::new("tar")
             .arg("-C")

@@ -2,6 +2,7 @@
 //! plane with a verdict runner, and RAII guards for everything a test creates
 //! in the kernel (namespaces, veths, processes, containers).
 
+pub mod daemon;
 pub mod docker;
 pub mod frame;
 pub mod netns;

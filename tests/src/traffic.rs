@@ -56,6 +56,18 @@ except Exception as error:
     print("failed", error)
 "#;
 
+const HTTP_GET: &str = r#"
+import http.client, sys
+src, host, port, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+try:
+    conn = http.client.HTTPConnection(host, port, timeout=timeout, source_address=(src, 0))
+    conn.request("GET", "/")
+    response = conn.getresponse()
+    print(response.status, response.read().decode(errors="replace").strip())
+except Exception as error:
+    print("failed", error)
+"#;
+
 const LISTENER: &str = r#"
 import socket, sys, threading
 family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
@@ -175,4 +187,15 @@ impl Drop for TcpListener {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `GET /` from `src` to `host:port`; the status line and body, or `None`
+/// when the request fails (refused, timed out).
+pub fn http_get(ns: &NetNs, src: &str, host: &str, port: u16, timeout: Duration) -> Option<String> {
+    let output = ns.run(
+        "python3",
+        &["-c", HTTP_GET, src, host, &port.to_string(), &timeout.as_secs_f64().to_string()],
+    );
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    (!text.starts_with("failed") && !text.is_empty()).then_some(text)
 }

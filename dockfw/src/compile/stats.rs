@@ -46,6 +46,7 @@ pub struct StatsExhausted {
 /// Allocates statistic ids. Id 0 is never used ([`dockfw_common::STAT_NONE`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatRegistry {
+    #[serde(with = "pairs")]
     ids: BTreeMap<StatOwner, u32>,
     free: BTreeSet<u32>,
     next: u32,
@@ -116,6 +117,24 @@ impl StatRegistry {
     }
 }
 
+/// A map with structured keys as a list of pairs (JSON keys must be
+/// strings).
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::StatOwner;
+
+    pub fn serialize<S: Serializer>(map: &BTreeMap<StatOwner, u32>, serializer: S) -> Result<S::Ok, S::Error> {
+        map.iter().collect::<Vec<_>>().serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<StatOwner, u32>, D::Error> {
+        Ok(Vec::<(StatOwner, u32)>::deserialize(deserializer)?.into_iter().collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +164,16 @@ mod tests {
         let c = registry.assign(StatOwner::Rule(key(81), "r".into()), 10).unwrap();
         assert_eq!(c, a, "a released id is reused");
         assert_eq!(registry.take_fresh(), vec![c], "and reported fresh");
+    }
+
+    #[test]
+    fn the_registry_round_trips_through_json() {
+        let mut registry = StatRegistry::default();
+        registry.assign(StatOwner::Rule(key(80), "r".into()), 10).unwrap();
+        registry.assign(StatOwner::Banned(key(81)), 10).unwrap();
+        registry.take_fresh();
+        let json = serde_json::to_string(&registry).unwrap();
+        assert_eq!(serde_json::from_str::<StatRegistry>(&json).unwrap(), registry);
     }
 
     #[test]

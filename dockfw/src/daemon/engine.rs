@@ -65,15 +65,33 @@ pub struct Engine {
     pub(super) applies: u64,
     pub(super) active_slot: u32,
     pub(super) last_error: Option<String>,
+    /// Whether the policy file has loaded at least once: until then the
+    /// pinned generation of a previous run stays active untouched.
+    policy_loaded: bool,
 }
 
 impl Engine {
     /// Loads (or re-adopts) the data plane, reads the policy and attaches.
     /// Fails without detaching anything: after a crash, the pinned links
     /// keep enforcing the previous policy while this is fixed.
+    ///
+    /// A broken policy file stops a fresh start; when pinned state from an
+    /// earlier run exists, the daemon starts anyway with that policy in force
+    /// (it stays active in the kernel) and reports the error, so a restart
+    /// never loses Docker sync, bans or the control socket over a typo.
     pub fn start(config: EngineConfig) -> Result<Self, DaemonError> {
+        let readopting = config.pin_dir.as_deref().is_some_and(|dir| {
+            crate::dataplane::load::maps_pin_dir(dir).join(dockfw_common::CONFIG_MAP).exists()
+        });
         let mut source = PolicySource::new(config.policy_file.clone());
-        source.load().map_err(|error| DaemonError::Policy(error.to_string()))?;
+        let mut last_error = None;
+        if let Err(error) = source.load() {
+            if !readopting {
+                return Err(DaemonError::Policy(error.to_string()));
+            }
+            warn!(%error, "policy file rejected; the pinned policy of the previous run stays in force");
+            last_error = Some(error.to_string());
+        }
 
         let options = LoadOptions {
             pin_dir: config.pin_dir.clone(),
@@ -121,7 +139,8 @@ impl Engine {
             policy: Policy::default(),
             compiled: CompiledPolicy::default(),
             applies: persisted.applies,
-            last_error: None,
+            policy_loaded: last_error.is_none(),
+            last_error,
         })
     }
 
@@ -149,6 +168,7 @@ impl Engine {
             Ok(()) => {
                 info!(file = ?self.config.policy_file, "policy file loaded");
                 self.last_error = None;
+                self.policy_loaded = true;
                 self.reconcile()?;
                 Ok(true)
             }
@@ -164,7 +184,7 @@ impl Engine {
     /// Builds the policy from every source, compiles it and activates it.
     /// Nothing is applied when compiling or a capacity check fails.
     pub fn reconcile(&mut self) -> Result<(), DaemonError> {
-        if !self.ports_known {
+        if !self.ports_known || !self.policy_loaded {
             return Ok(());
         }
         let policy = self.assemble();

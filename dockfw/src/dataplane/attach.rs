@@ -2,9 +2,11 @@
 //! re-adopting pinned links on restart without a gap (the link's program is
 //! replaced atomically with `bpf_link_update`, as bpfman does).
 //!
-//! Links are pinned as `<pin dir>/links/<iface>.<mode>`, the mode being
-//! `xdp-native`, `xdp-generic` or `tc`; the name records the effective mode,
-//! which the kernel's link info does not carry for XDP.
+//! Links are pinned as `<pin dir>/links/<mode>/<iface>`, the mode being
+//! `xdp-native`, `xdp-generic` or `tc`; the path records the effective mode,
+//! which the kernel's link info does not carry for XDP. (bpffs refuses dots
+//! in names, so a `.` in an interface name such as `eth0.100` is stored as
+//! `%2E`.)
 
 use std::{
     fmt, fs, io,
@@ -177,7 +179,9 @@ pub fn links_dir(pin_dir: &Path) -> PathBuf {
 }
 
 fn link_pin(pin_dir: &Path, iface: &str, mode: AttachMode) -> PathBuf {
-    links_dir(pin_dir).join(format!("{iface}.{}", mode.name()))
+    links_dir(pin_dir)
+        .join(mode.name())
+        .join(iface.replace('%', "%25").replace('.', "%2E"))
 }
 
 /// The interface index of `iface` in the calling thread's namespace.
@@ -237,12 +241,13 @@ pub fn attach(
     };
     if let Some(dir) = pin_dir {
         let path = link_pin(dir, iface, mode);
-        let links = links_dir(dir);
-        fs::create_dir_all(&links).map_err(|source| AttachError::Io {
-            action: "creating",
-            path: links.clone(),
-            source,
-        })?;
+        if let Some(links) = path.parent() {
+            fs::create_dir_all(links).map_err(|source| AttachError::Io {
+                action: "creating",
+                path: links.to_path_buf(),
+                source,
+            })?;
+        }
         if let Some(link) = attachment.link.take() {
             link.pin(&path).map_err(|error| AttachError::Pin {
                 path: path.clone(),
@@ -445,11 +450,17 @@ impl Attachment {
 pub fn detach_all(pin_dir: &Path) -> Result<Vec<String>, AttachError> {
     let mut removed = Vec::new();
     let links = links_dir(pin_dir);
-    if let Ok(entries) = fs::read_dir(&links) {
-        for entry in entries.flatten() {
-            remove_link_pin(&entry.path())?;
-            removed.push(format!("link {}", entry.file_name().to_string_lossy()));
+    let mut dirs = Vec::new();
+    for mode in AttachMode::ALL {
+        let dir = links.join(mode.name());
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                remove_link_pin(&entry.path())?;
+                let iface = entry.file_name().to_string_lossy().replace("%2E", ".").replace("%25", "%");
+                removed.push(format!("link {iface} ({})", mode.name()));
+            }
         }
+        dirs.push(dir);
     }
     let maps = super::load::maps_pin_dir(pin_dir);
     if let Ok(entries) = fs::read_dir(&maps) {
@@ -462,7 +473,8 @@ pub fn detach_all(pin_dir: &Path) -> Result<Vec<String>, AttachError> {
             removed.push(format!("map {}", entry.file_name().to_string_lossy()));
         }
     }
-    for dir in [links, maps, pin_dir.to_path_buf()] {
+    dirs.extend([links, maps, pin_dir.to_path_buf()]);
+    for dir in dirs {
         if let Err(source) = fs::remove_dir(&dir)
             && source.kind() != io::ErrorKind::NotFound
         {

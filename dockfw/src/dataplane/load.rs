@@ -114,6 +114,21 @@ pub enum LoadError {
         #[source]
         source: ProgramError,
     },
+    /// No BPF filesystem for the pins.
+    #[error(transparent)]
+    Bpffs(#[from] super::bpffs::BpffsError),
+    /// The pin directory could not be created.
+    #[error(
+        "cannot create the pin directory {path}: {source} (is the BPF filesystem mounted at \
+         /sys/fs/bpf?)"
+    )]
+    PinDir {
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A trace needs the daemon's pinned maps.
     #[error("no pinned dockfw maps under {0} (is `dockfw run` running with this --pin-dir?)")]
     NotPinned(PathBuf),
@@ -206,6 +221,13 @@ impl Dataplane {
             if options.trace && !map_dir.join(CONFIG_MAP).exists() {
                 return Err(LoadError::NotPinned(map_dir.clone()));
             }
+            if let Some(pin_dir) = &options.pin_dir {
+                super::bpffs::ensure_bpffs(pin_dir)?;
+            }
+            std::fs::create_dir_all(map_dir).map_err(|source| LoadError::PinDir {
+                path: map_dir.clone(),
+                source,
+            })?;
             for name in PINNED_MAPS {
                 loader.map_pin_path(name, map_dir.join(name));
             }

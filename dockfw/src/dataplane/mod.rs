@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod bans;
+pub mod bpffs;
 pub mod counters;
 pub mod load;
 pub mod testrun;
