@@ -425,7 +425,10 @@ pub struct TraceRecord {
 
 macro_rules! assert_size {
     ($t:ty, $n:expr) => {
-        const _: () = assert!(size_of::<$t>() == $n, concat!("ABI size of ", stringify!($t)));
+        const _: () = assert!(
+            size_of::<$t>() == $n,
+            concat!("ABI size of ", stringify!($t))
+        );
     };
 }
 

@@ -2,9 +2,7 @@
 //! record the decision instead of touching any shared state.
 
 use aya_ebpf::{Global, helpers::bpf_ktime_get_ns};
-use dockfw_common::{
-    Counter, DropEvent, STAT_NONE, TraceRecord, outcome, stat_index,
-};
+use dockfw_common::{Counter, DropEvent, STAT_NONE, TraceRecord, outcome, stat_index};
 
 use crate::{
     classify::{Decision, address_bytes, gcra_next},
@@ -55,7 +53,10 @@ pub fn record(decision: &Decision, packet: &Packet, ifindex: u32, bytes: u64) {
         add(DFW_GSTATS.get_ptr_mut(u32::from(decision.reason)), bytes);
         return;
     }
-    add(DFW_STATS.get_ptr_mut(stat_index(decision.stat_id, decision.outcome)), bytes);
+    add(
+        DFW_STATS.get_ptr_mut(stat_index(decision.stat_id, decision.outcome)),
+        bytes,
+    );
     if decision.outcome != outcome::PASS {
         sample_event(decision, packet, ifindex, bytes);
     }
@@ -72,7 +73,7 @@ pub fn trace_skip(reason: u8, ifindex: u32) {
             ifindex,
             ..TraceRecord::default()
         };
-        let _ = DFW_TRACE.set(0, &record, 0);
+        let _ = DFW_TRACE.set(0, record, 0);
     }
 }
 
@@ -92,7 +93,7 @@ fn write_trace(decision: &Decision, ifindex: u32) {
         ifindex,
         pad: 0,
     };
-    let _ = DFW_TRACE.set(0, &record, 0);
+    let _ = DFW_TRACE.set(0, record, 0);
 }
 
 /// One event per statistic id per `event_interval_ns` on average (with a

@@ -10,17 +10,17 @@
 
 use aya_ebpf::{helpers::bpf_ktime_get_ns, maps::lpm_trie::Key};
 use dockfw_common::{
-    FragKey, FragValue, IfaceMaskKey, MAX_RULES_PER_PORT, PORT_INDEX_SPECIFIC, PortKey,
-    PortPolicy, RateKey, RuleAction, SourceKeyV4, SourceKeyV6, action, ban_summary_bit_v4,
-    ban_summary_bit_v6, config_flag, family, outcome, port_flag, port_index, reason, rule_flag,
-    trace_flag, xdp_verdict,
+    FragKey, FragValue, IfaceMaskKey, MAX_RULES_PER_PORT, PORT_INDEX_SPECIFIC, PortKey, PortPolicy,
+    RateKey, RuleAction, SourceKeyV4, SourceKeyV6, action, ban_summary_bit_v4, ban_summary_bit_v6,
+    config_flag, family, outcome, port_flag, port_index, reason, rule_flag, trace_flag,
+    xdp_verdict,
 };
 
 use crate::{
     maps::{
-        DFW_BANS_V4, DFW_BANS_V6, DFW_BANSUM_V4, DFW_BANSUM_V6, DFW_CONFIG, DFW_FRAGS,
-        DFW_IFMASK, DFW_POLICIES, DFW_PORT_ADDRS, DFW_PORT_INDEX, DFW_RL_AGG, DFW_RL_SRC,
-        DFW_RSRC_V4, DFW_RSRC_V6, DFW_RULES,
+        DFW_BANS_V4, DFW_BANS_V6, DFW_BANSUM_V4, DFW_BANSUM_V6, DFW_CONFIG, DFW_FRAGS, DFW_IFMASK,
+        DFW_POLICIES, DFW_PORT_ADDRS, DFW_PORT_INDEX, DFW_RL_AGG, DFW_RL_SRC, DFW_RSRC_V4,
+        DFW_RSRC_V6, DFW_RULES,
     },
     parse::{FRAG_FIRST, FRAG_LATER, Packet},
 };
@@ -188,7 +188,7 @@ fn lookup_port(generation: u32, packet: &Packet, dport_raw: u16, flags: &mut u32
             generation: generation as u8,
             pad: [0; 3],
         };
-        if let Some(found) = DFW_PORT_ADDRS.get_ptr(&key) {
+        if let Some(found) = DFW_PORT_ADDRS.get_ptr(key) {
             // SAFETY: a pointer from a successful lookup, read once.
             let slot = unsafe { *found };
             if slot != 0 {
@@ -215,7 +215,7 @@ fn candidate_rules(
     }
     if policy.flags & port_flag::HAS_IFACE_RULES != 0 {
         let key = IfaceMaskKey { slot, ifindex };
-        bits &= match DFW_IFMASK.get_ptr(&key) {
+        bits &= match DFW_IFMASK.get_ptr(key) {
             // SAFETY: a pointer from a successful lookup, read once.
             Some(mask) => unsafe { *mask },
             None => policy.iface_default_mask,
@@ -233,7 +233,11 @@ fn candidate_rules(
 #[inline(always)]
 fn first_match(policy: &PortPolicy, mut bits: u32, packet: &Packet) -> Option<u32> {
     if bits & policy.residual_mask == 0 {
-        return if bits != 0 { Some(lowest_bit(bits)) } else { None };
+        return if bits != 0 {
+            Some(lowest_bit(bits))
+        } else {
+            None
+        };
     }
     for _ in 0..MAX_RULES_PER_PORT {
         if bits == 0 {
@@ -280,7 +284,7 @@ fn fragment_key(packet: &Packet) -> FragKey {
 
 #[inline(always)]
 fn lookup_fragment(packet: &Packet) -> Option<FragValue> {
-    let found = DFW_FRAGS.get_ptr(&fragment_key(packet))?;
+    let found = DFW_FRAGS.get_ptr(fragment_key(packet))?;
     // SAFETY: a pointer from a successful lookup, copied out at once.
     Some(unsafe { *found })
 }
@@ -293,7 +297,7 @@ fn remember_fragment(packet: &Packet) {
     };
     // A full LRU evicts the oldest datagram; its later fragments then pass as
     // untracked, which is the fail-open direction.
-    let _ = DFW_FRAGS.insert(&fragment_key(packet), &value, 0);
+    let _ = DFW_FRAGS.insert(fragment_key(packet), value, 0);
 }
 
 /// Whether `bit` is set in a ban summary (missing word: assume set).
@@ -314,7 +318,7 @@ fn is_banned(packet: &Packet, config_flags: u32) -> bool {
         {
             return false;
         }
-        DFW_BANS_V4.get(&Key::new(V4_BITS, packet.src[0]))
+        DFW_BANS_V4.get(Key::new(V4_BITS, packet.src[0]))
     } else {
         let bit = ban_summary_bit_v6(u32::from_be(packet.src[0]));
         if config_flags & config_flag::BAN_LOOKUP_ALWAYS_V6 == 0
@@ -322,7 +326,7 @@ fn is_banned(packet: &Packet, config_flags: u32) -> bool {
         {
             return false;
         }
-        DFW_BANS_V6.get(&Key::new(V6_BITS, packet.src))
+        DFW_BANS_V6.get(Key::new(V6_BITS, packet.src))
     };
     match expiry {
         None => false,
@@ -345,13 +349,13 @@ fn source_bits(packet: &Packet, slot: u32, default: u32) -> u32 {
             slot_be,
             addr: packet.src[0].to_ne_bytes(),
         };
-        DFW_RSRC_V4.get(&Key::new(SLOT_BITS + V4_BITS, data))
+        DFW_RSRC_V4.get(Key::new(SLOT_BITS + V4_BITS, data))
     } else {
         let data = SourceKeyV6 {
             slot_be,
             addr: address_bytes(packet.src),
         };
-        DFW_RSRC_V6.get(&Key::new(SLOT_BITS + V6_BITS, data))
+        DFW_RSRC_V6.get(Key::new(SLOT_BITS + V6_BITS, data))
     };
     match found {
         Some(bits) => *bits,
@@ -435,7 +439,7 @@ fn within_rate(rule: &RuleAction, packet: &Packet, commit: bool) -> bool {
     let mut source_next = 0;
     let mut source_slot: Option<*mut u64> = None;
     if per_source {
-        source_slot = DFW_RL_SRC.get_ptr_mut(&source_key);
+        source_slot = DFW_RL_SRC.get_ptr_mut(source_key);
         let tat = match source_slot {
             // SAFETY: a pointer from a successful lookup; u64 read.
             Some(slot) => unsafe { *slot },
@@ -468,7 +472,7 @@ fn within_rate(rule: &RuleAction, packet: &Packet, commit: bool) -> bool {
                 // SAFETY: as above; a plain u64 store.
                 Some(slot) => unsafe { *slot = source_next },
                 None => {
-                    let _ = DFW_RL_SRC.insert(&source_key, &source_next, 0);
+                    let _ = DFW_RL_SRC.insert(source_key, source_next, 0);
                 }
             }
         }

@@ -49,7 +49,12 @@ fn run(data: usize, data_end: usize, ifindex: u32, bytes: u64) -> u32 {
 #[xdp]
 pub fn dockfw_xdp(ctx: XdpContext) -> u32 {
     let (data, data_end) = (ctx.data(), ctx.data_end());
-    run(data, data_end, ctx.ingress_ifindex() as u32, (data_end - data) as u64)
+    run(
+        data,
+        data_end,
+        ctx.ingress_ifindex() as u32,
+        (data_end - data) as u64,
+    )
 }
 
 /// TC (clsact ingress) entry point.

@@ -7,9 +7,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use dockfw_common::{
-    BAN_SUMMARY_WORDS, BanValue, Config, Counter, FragKey, FragValue, IfaceMaskKey, OUTCOMES_PER_STAT,
-    PORT_INDEX_ENTRIES, PortKey, PortPolicy, RateKey, RuleAction, SourceKeyV4, SourceKeyV6,
-    TraceRecord, capacity,
+    BAN_SUMMARY_WORDS, BanValue, Config, Counter, FragKey, FragValue, IfaceMaskKey,
+    OUTCOMES_PER_STAT, PORT_INDEX_ENTRIES, PortKey, PortPolicy, RateKey, RuleAction, SourceKeyV4,
+    SourceKeyV6, TraceRecord, capacity,
 };
 
 #[map]
@@ -40,7 +40,8 @@ pub static DFW_BANSUM_V6: Array<u64> = Array::with_max_entries(BAN_SUMMARY_WORDS
 pub static DFW_BANS_V4: LpmTrie<u32, BanValue> = LpmTrie::with_max_entries(capacity::BANS_V4, 0);
 
 #[map]
-pub static DFW_BANS_V6: LpmTrie<[u32; 4], BanValue> = LpmTrie::with_max_entries(capacity::BANS_V6, 0);
+pub static DFW_BANS_V6: LpmTrie<[u32; 4], BanValue> =
+    LpmTrie::with_max_entries(capacity::BANS_V6, 0);
 
 #[map]
 pub static DFW_RSRC_V4: LpmTrie<SourceKeyV4, u32> =

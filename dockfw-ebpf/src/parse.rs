@@ -321,9 +321,9 @@ fn parse_l4(mut packet: Packet, pos: usize, end: usize) -> Parsed {
             packet.tcp_flags = t[13];
         }
         proto::UDP => {
-            let Some(u) = load::<UDP_HLEN>(pos, end) else {
+            if load::<UDP_HLEN>(pos, end).is_none() {
                 return Parsed::Skip(reason::MALFORMED);
-            };
+            }
             // SAFETY: `load` checked that 8 bytes follow `pos`.
             packet.sport_raw = unsafe { load_half::<0>(pos) };
             // SAFETY: as above.

@@ -39,7 +39,9 @@ pub fn monotonic_ns() -> u64 {
 pub fn expiry_after(duration: Option<Duration>) -> u64 {
     match duration {
         None => NEVER,
-        Some(duration) => monotonic_ns().saturating_add(duration.as_nanos().min(u128::from(u64::MAX)) as u64),
+        Some(duration) => {
+            monotonic_ns().saturating_add(duration.as_nanos().min(u128::from(u64::MAX)) as u64)
+        }
     }
 }
 
@@ -186,14 +188,21 @@ fn set_bits(words: &mut [u64], first: u32, last: u32) {
 /// it.
 pub fn summary_says_maybe(summary: &Summary, addr: &IpAddr) -> bool {
     let (words, bit, always) = match addr {
-        IpAddr::V4(addr) => (&summary.v4, ban_summary_bit_v4(u32::from(*addr)), summary.always_v4),
+        IpAddr::V4(addr) => (
+            &summary.v4,
+            ban_summary_bit_v4(u32::from(*addr)),
+            summary.always_v4,
+        ),
         IpAddr::V6(addr) => (
             &summary.v6,
             ban_summary_bit_v6((u128::from(*addr) >> 96) as u32),
             summary.always_v6,
         ),
     };
-    always || words.get(bit as usize / 64).is_none_or(|word| word >> (bit % 64) & 1 != 0)
+    always
+        || words
+            .get(bit as usize / 64)
+            .is_none_or(|word| word >> (bit % 64) & 1 != 0)
 }
 
 #[cfg(test)]
@@ -204,7 +213,10 @@ mod tests {
         text.parse().unwrap()
     }
 
-    fn longest<'a>(effective: &'a [(IpNet, u64, u64)], addr: &IpAddr) -> Option<&'a (IpNet, u64, u64)> {
+    fn longest<'a>(
+        effective: &'a [(IpNet, u64, u64)],
+        addr: &IpAddr,
+    ) -> Option<&'a (IpNet, u64, u64)> {
         effective
             .iter()
             .filter(|(net, ..)| net.contains(addr))
@@ -222,9 +234,18 @@ mod tests {
         bans.insert(net("2001:db8::/32"), 10);
         let effective = bans.effective();
         for now in [0, 20, 60, 120, 400] {
-            for addr in ["10.1.2.3", "10.1.9.9", "10.9.9.9", "192.0.2.1", "192.0.2.200", "2001:db8::1", "11.0.0.1"] {
+            for addr in [
+                "10.1.2.3",
+                "10.1.9.9",
+                "10.9.9.9",
+                "192.0.2.1",
+                "192.0.2.200",
+                "2001:db8::1",
+                "11.0.0.1",
+            ] {
                 let addr: IpAddr = addr.parse().unwrap();
-                let kernel = longest(&effective, &addr).is_some_and(|(_, expiry, _)| *expiry == NEVER || now < *expiry);
+                let kernel = longest(&effective, &addr)
+                    .is_some_and(|(_, expiry, _)| *expiry == NEVER || now < *expiry);
                 assert_eq!(kernel, bans.is_banned(&addr, now), "{addr} at {now}");
             }
         }
@@ -233,15 +254,33 @@ mod tests {
     #[test]
     fn summary_covers_every_banned_address() {
         let mut bans = BanSet::new();
-        for prefix in ["10.0.0.0/8", "192.0.2.7/32", "198.51.100.0/22", "2001:db8:1::/48", "2001:db8::/28"] {
+        for prefix in [
+            "10.0.0.0/8",
+            "192.0.2.7/32",
+            "198.51.100.0/22",
+            "2001:db8:1::/48",
+            "2001:db8::/28",
+        ] {
             bans.insert(net(prefix), NEVER);
         }
         let summary = bans.summary();
-        for addr in ["10.200.3.4", "192.0.2.7", "198.51.103.255", "2001:db8:1::9", "2001:db8:f::1"] {
-            assert!(summary_says_maybe(&summary, &addr.parse().unwrap()), "{addr}");
+        for addr in [
+            "10.200.3.4",
+            "192.0.2.7",
+            "198.51.103.255",
+            "2001:db8:1::9",
+            "2001:db8:f::1",
+        ] {
+            assert!(
+                summary_says_maybe(&summary, &addr.parse().unwrap()),
+                "{addr}"
+            );
         }
         for addr in ["11.0.0.1", "192.0.3.7", "198.51.104.1"] {
-            assert!(!summary_says_maybe(&summary, &addr.parse().unwrap()), "{addr}");
+            assert!(
+                !summary_says_maybe(&summary, &addr.parse().unwrap()),
+                "{addr}"
+            );
         }
         assert!(!summary.always_v6);
         bans.insert(net("2000::/16"), NEVER);

@@ -13,7 +13,11 @@ use crate::{
         client::{ClientError, request},
     },
     daemon::engine::ban_entries,
-    dataplane::{Maps, attach::detach_all, bans::{read_bans, write_bans}},
+    dataplane::{
+        Maps,
+        attach::detach_all,
+        bans::{read_bans, write_bans},
+    },
 };
 
 fn ask(client: &ClientArgs, req: &Request) -> Result<Response, ClientError> {
@@ -34,7 +38,13 @@ fn ok(response: Response) -> anyhow::Result<ExitCode> {
 /// `dockfw ban`.
 pub fn ban(args: &BanArgs) -> anyhow::Result<ExitCode> {
     let seconds = args.duration.map(|duration| duration.as_secs().max(1));
-    match ask(&args.client, &Request::Ban { cidr: args.cidr, seconds }) {
+    match ask(
+        &args.client,
+        &Request::Ban {
+            cidr: args.cidr,
+            seconds,
+        },
+    ) {
         Ok(response) => ok(response),
         Err(ClientError::NotRunning(_)) => {
             let mut maps = open_pins(&args.client)?;
@@ -42,7 +52,10 @@ pub fn ban(args: &BanArgs) -> anyhow::Result<ExitCode> {
             let mut new = old.clone();
             new.insert(args.cidr, expiry_after(args.duration));
             write_bans(&mut maps, &old, &new)?;
-            println!("banned {} (no daemon running: written to the pinned maps)", args.cidr.trunc());
+            println!(
+                "banned {} (no daemon running: written to the pinned maps)",
+                args.cidr.trunc()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => Err(error.into()),
@@ -61,7 +74,10 @@ pub fn unban(args: &UnbanArgs) -> anyhow::Result<ExitCode> {
                 bail!("{} is not banned (see `dockfw bans`)", args.cidr);
             }
             write_bans(&mut maps, &old, &new)?;
-            println!("unbanned {} (no daemon running: written to the pinned maps)", args.cidr.trunc());
+            println!(
+                "unbanned {} (no daemon running: written to the pinned maps)",
+                args.cidr.trunc()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => Err(error.into()),
@@ -85,7 +101,11 @@ pub fn bans(args: &ClientArgs) -> anyhow::Result<ExitCode> {
         for entry in entries {
             match entry.remaining_seconds {
                 None => println!("{}\tpermanent", entry.cidr),
-                Some(seconds) => println!("{}\texpires in {}", entry.cidr, humantime::format_duration(std::time::Duration::from_secs(seconds))),
+                Some(seconds) => println!(
+                    "{}\texpires in {}",
+                    entry.cidr,
+                    humantime::format_duration(std::time::Duration::from_secs(seconds))
+                ),
             }
         }
     }

@@ -4,7 +4,10 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataplane::{AttachMode, counters::{StatCounters, Totals}};
+use crate::dataplane::{
+    AttachMode,
+    counters::{StatCounters, Totals},
+};
 
 /// An attached interface.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,26 +129,45 @@ impl Status {
         let _ = writeln!(out, "dockfw {} (pid {})", self.version, self.pid);
         for iface in &self.interfaces {
             let adopted = if iface.adopted { ", re-adopted" } else { "" };
-            let _ = writeln!(out, "interface {} (ifindex {}): {}{adopted}", iface.name, iface.ifindex, iface.mode);
+            let _ = writeln!(
+                out,
+                "interface {} (ifindex {}): {}{adopted}",
+                iface.name, iface.ifindex, iface.mode
+            );
         }
         let _ = writeln!(
             out,
             "policy generation {} (slot {}){}; {} rules from {}",
             self.policy_generation,
             self.active_slot,
-            if self.audit { ", AUDIT MODE: nothing is dropped" } else { "" },
+            if self.audit {
+                ", AUDIT MODE: nothing is dropped"
+            } else {
+                ""
+            },
             self.policy.rules,
             self.policy.file.as_deref().unwrap_or("no policy file"),
         );
         if let Some(error) = &self.policy.last_error {
-            let _ = writeln!(out, "last policy reload FAILED (previous policy in force): {error}");
+            let _ = writeln!(
+                out,
+                "last policy reload FAILED (previous policy in force): {error}"
+            );
         }
         let _ = writeln!(
             out,
             "docker {}: {}{}",
             self.docker.host,
-            if self.docker.connected { "connected" } else { "UNREACHABLE (last known ports in force)" },
-            if self.docker.synced { "" } else { ", not synced yet" },
+            if self.docker.connected {
+                "connected"
+            } else {
+                "UNREACHABLE (last known ports in force)"
+            },
+            if self.docker.synced {
+                ""
+            } else {
+                ", not synced yet"
+            },
         );
         let _ = writeln!(out, "bans: {}", self.bans);
         for warning in &self.warnings {

@@ -30,7 +30,11 @@ impl Daemon {
     /// Starts `bin run ARGS --pin-dir P --run-dir R` inside `ns` and waits
     /// for its control socket.
     pub fn start(bin: &str, ns: &NetNs, args: &[&str]) -> Self {
-        let id = format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         let pin_dir = PathBuf::from(format!("/sys/fs/bpf/dfw-test-{id}"));
         let run_dir = PathBuf::from(format!("/tmp/dfw-run-{id}"));
         if let Err(error) = fs::create_dir_all(&run_dir) {
@@ -77,10 +81,21 @@ impl Daemon {
         let socket = self.run_dir.join("dockfw.sock");
         let deadline = Instant::now() + Duration::from_secs(30);
         while !socket.exists() {
-            if let Some(status) = self.child.as_mut().and_then(|child| child.try_wait().ok().flatten()) {
-                panic!("dockfw run exited with {status} before listening:\n{}", self.log());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten())
+            {
+                panic!(
+                    "dockfw run exited with {status} before listening:\n{}",
+                    self.log()
+                );
             }
-            assert!(Instant::now() < deadline, "dockfw run did not listen within 30 s:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "dockfw run did not listen within 30 s:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -90,7 +105,11 @@ impl Daemon {
         let mut command = Command::new(&self.bin);
         command.args(args);
         if !matches!(args.first(), Some(&"check")) {
-            command.arg("--run-dir").arg(&self.run_dir).arg("--pin-dir").arg(&self.pin_dir);
+            command
+                .arg("--run-dir")
+                .arg(&self.run_dir)
+                .arg("--pin-dir")
+                .arg(&self.pin_dir);
         }
         command
             .output()
@@ -117,14 +136,23 @@ impl Daemon {
     }
 
     /// Polls the status until `ready` holds (or panics after `timeout`).
-    pub fn wait_status(&self, what: &str, timeout: Duration, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn wait_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + timeout;
         loop {
             let status = self.status();
             if ready(&status) {
                 return status;
             }
-            assert!(Instant::now() < deadline, "waiting for {what}: last status {status:#}\n--- log ---\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "waiting for {what}: last status {status:#}\n--- log ---\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -144,7 +172,9 @@ impl Daemon {
             loop {
                 match child.try_wait() {
                     Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
                     _ => {
                         let _ = child.kill();
                         let _ = child.wait();

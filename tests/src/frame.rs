@@ -81,7 +81,15 @@ pub struct Frame {
 impl Frame {
     /// TCP from `src` to `dst`.
     pub fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: u8) -> Self {
-        Self::new(src, dst, L4::Tcp { sport, dport, flags })
+        Self::new(
+            src,
+            dst,
+            L4::Tcp {
+                sport,
+                dport,
+                flags,
+            },
+        )
     }
 
     /// UDP from `src` to `dst`.
@@ -146,7 +154,11 @@ impl Frame {
     fn l4_bytes(&self) -> (u8, Vec<u8>) {
         let mut bytes = Vec::new();
         let proto = match self.l4 {
-            L4::Tcp { sport, dport, flags } => {
+            L4::Tcp {
+                sport,
+                dport,
+                flags,
+            } => {
                 bytes.extend_from_slice(&sport.to_be_bytes());
                 bytes.extend_from_slice(&dport.to_be_bytes());
                 bytes.extend_from_slice(&1u32.to_be_bytes());
@@ -194,7 +206,7 @@ impl Frame {
         match (self.src, self.dst) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
                 let mut options = self.ipv4_options.clone();
-                while options.len() % 4 != 0 {
+                while !options.len().is_multiple_of(4) {
                     options.push(0);
                 }
                 let ihl = 5 + options.len() / 4;

@@ -55,8 +55,9 @@ impl Harness {
             capacities,
             ..LoadOptions::default()
         };
-        let mut dataplane = Dataplane::load(&options)
-            .unwrap_or_else(|error| panic!("loading the data plane failed: {}", crate::chain(&error)));
+        let mut dataplane = Dataplane::load(&options).unwrap_or_else(|error| {
+            panic!("loading the data plane failed: {}", crate::chain(&error))
+        });
         dataplane
             .maps
             .config
@@ -99,14 +100,21 @@ impl Harness {
     /// Bans `net` until `expires_ns` (monotonic; `dockfw::bans::NEVER`).
     pub fn ban(&mut self, net: &str, expires_ns: u64) {
         let mut next = self.bans.clone();
-        next.insert(net.parse().unwrap_or_else(|error| panic!("bad test CIDR {net}: {error}")), expires_ns);
+        next.insert(
+            net.parse()
+                .unwrap_or_else(|error| panic!("bad test CIDR {net}: {error}")),
+            expires_ns,
+        );
         self.set_bans(next);
     }
 
     /// Lifts the ban of `net`.
     pub fn unban(&mut self, net: &str) {
         let mut next = self.bans.clone();
-        next.remove(&net.parse().unwrap_or_else(|error| panic!("bad test CIDR {net}: {error}")));
+        next.remove(
+            &net.parse()
+                .unwrap_or_else(|error| panic!("bad test CIDR {net}: {error}")),
+        );
         self.set_bans(next);
     }
 
@@ -124,8 +132,9 @@ impl Harness {
 
     /// Runs a frame through `program` with an XDP ingress ifindex.
     pub fn verdict_on(&mut self, program: Program, frame: &[u8], ifindex: Option<u32>) -> u32 {
-        let result = run(&mut self.dataplane, program, frame, ifindex, 1)
-            .unwrap_or_else(|error| panic!("test run of {program:?} failed: {}", crate::chain(&error)));
+        let result = run(&mut self.dataplane, program, frame, ifindex, 1).unwrap_or_else(|error| {
+            panic!("test run of {program:?} failed: {}", crate::chain(&error))
+        });
         assert_ne!(
             result.verdict,
             dockfw_common::xdp_verdict::ABORTED,
@@ -150,7 +159,8 @@ impl Harness {
             .registry
             .get(owner)
             .unwrap_or_else(|| panic!("no statistic id for {owner:?}"));
-        read_stat(&self.dataplane.maps, id).unwrap_or_else(|error| panic!("reading stat {id} failed: {error}"))
+        read_stat(&self.dataplane.maps, id)
+            .unwrap_or_else(|error| panic!("reading stat {id} failed: {error}"))
     }
 
     /// The counters of rule `name` on `key`.
@@ -182,7 +192,10 @@ pub fn published(
         key: BindingKey {
             family,
             proto,
-            addr: addr.map(|addr| addr.parse().unwrap_or_else(|error| panic!("bad test address {addr}: {error}"))),
+            addr: addr.map(|addr| {
+                addr.parse()
+                    .unwrap_or_else(|error| panic!("bad test address {addr}: {error}"))
+            }),
             port,
         },
         container: ContainerRef {

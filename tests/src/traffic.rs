@@ -91,7 +91,13 @@ impl UdpCounter {
     pub fn start(ns: &NetNs, addr: &str, port: u16, seconds: f64) -> Self {
         let mut child = ns
             .command("python3")
-            .args(["-c", RECEIVER, addr, &port.to_string(), &seconds.to_string()])
+            .args([
+                "-c",
+                RECEIVER,
+                addr,
+                &port.to_string(),
+                &seconds.to_string(),
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -148,7 +154,14 @@ pub fn send_udp(ns: &NetNs, src: &str, dst: &str, port: u16, count: u32) {
     ns.run_ok(
         &format!("send {count} datagrams {src} -> {dst}:{port}"),
         "python3",
-        &["-c", SENDER, src, dst, &port.to_string(), &count.to_string()],
+        &[
+            "-c",
+            SENDER,
+            src,
+            dst,
+            &port.to_string(),
+            &count.to_string(),
+        ],
     );
 }
 
@@ -157,7 +170,14 @@ pub fn send_udp(ns: &NetNs, src: &str, dst: &str, port: u16, count: u32) {
 pub fn tcp_connects(ns: &NetNs, src: &str, dst: &str, port: u16, timeout: Duration) -> bool {
     let output = ns.run(
         "python3",
-        &["-c", CONNECT, src, dst, &port.to_string(), &timeout.as_secs_f64().to_string()],
+        &[
+            "-c",
+            CONNECT,
+            src,
+            dst,
+            &port.to_string(),
+            &timeout.as_secs_f64().to_string(),
+        ],
     );
     String::from_utf8_lossy(&output.stdout).starts_with("connected")
 }
@@ -194,7 +214,14 @@ impl Drop for TcpListener {
 pub fn http_get(ns: &NetNs, src: &str, host: &str, port: u16, timeout: Duration) -> Option<String> {
     let output = ns.run(
         "python3",
-        &["-c", HTTP_GET, src, host, &port.to_string(), &timeout.as_secs_f64().to_string()],
+        &[
+            "-c",
+            HTTP_GET,
+            src,
+            host,
+            &port.to_string(),
+            &timeout.as_secs_f64().to_string(),
+        ],
     );
     let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
     (!text.starts_with("failed") && !text.is_empty()).then_some(text)

@@ -60,7 +60,10 @@ fn policy() -> Policy {
     };
     let mut drop_bad = Rule::new("drop-bad", origin, Action::Drop);
     drop_bad.sources = SourceMatch {
-        from: Some(vec!["10.77.0.3/32".parse().unwrap(), "fd77::3/128".parse().unwrap()]),
+        from: Some(vec![
+            "10.77.0.3/32".parse().unwrap(),
+            "fd77::3/128".parse().unwrap(),
+        ]),
         not_from: vec![],
     };
     Policy {
@@ -82,24 +85,41 @@ fn run_mode(requested: RequestedMode, expected: AttachMode) {
         let mut harness = Harness::new();
         harness.apply(&policy(), &ports);
         let attachment = attach(&mut harness.dataplane, "veth-h", requested, None, false)
-            .unwrap_or_else(|error| panic!("attaching {requested:?}: {}", dockfw_tests::chain(&error)));
+            .unwrap_or_else(|error| {
+                panic!("attaching {requested:?}: {}", dockfw_tests::chain(&error))
+            });
         assert_eq!(attachment.mode, expected);
         (harness, attachment)
     };
 
     // UDP: good sources arrive, the bad one does not (v4 and v6).
-    for (listen, good, bad, host) in [("0.0.0.0", GOOD_V4, BAD_V4, HOST_V4), ("::", GOOD_V6, BAD_V6, HOST_V6)] {
+    for (listen, good, bad, host) in [
+        ("0.0.0.0", GOOD_V4, BAD_V4, HOST_V4),
+        ("::", GOOD_V6, BAD_V6, HOST_V6),
+    ] {
         let receiver = UdpCounter::start(&topology.host, listen, UDP_PORT, 2.5);
         send_udp(&topology.client, good, host, UDP_PORT, DATAGRAMS);
         send_udp(&topology.client, bad, host, UDP_PORT, DATAGRAMS);
         let counts = receiver.counts();
         let received = |addr: &str| counts.get(addr).copied().unwrap_or(0);
-        assert_eq!(received(good), u64::from(DATAGRAMS), "{expected}: good source, counts {counts:?}");
-        assert_eq!(received(bad), 0, "{expected}: dropped source, counts {counts:?}");
+        assert_eq!(
+            received(good),
+            u64::from(DATAGRAMS),
+            "{expected}: good source, counts {counts:?}"
+        );
+        assert_eq!(
+            received(bad),
+            0,
+            "{expected}: dropped source, counts {counts:?}"
+        );
     }
     for key in [ports[0].key, ports[1].key] {
         let dropped = harness.rule_stat(key, "drop-bad").dropped.packets;
-        assert_eq!(dropped, u64::from(DATAGRAMS), "{expected}: drop counter of {key}");
+        assert_eq!(
+            dropped,
+            u64::from(DATAGRAMS),
+            "{expected}: drop counter of {key}"
+        );
         assert!(harness.stat(&StatOwner::Unmatched(key)).passed.packets >= u64::from(DATAGRAMS));
     }
 
@@ -108,18 +128,36 @@ fn run_mode(requested: RequestedMode, expected: AttachMode) {
     let _web = TcpListener::start(&topology.host, "0.0.0.0", TCP_PORT);
     let _ssh = TcpListener::start(&topology.host, "0.0.0.0", SSH_PORT);
     let timeout = Duration::from_secs(2);
-    assert!(tcp_connects(&topology.client, GOOD_V4, HOST_V4, TCP_PORT, timeout), "{expected}: good source connects");
-    assert!(!tcp_connects(&topology.client, BAD_V4, HOST_V4, TCP_PORT, timeout), "{expected}: bad source is dropped");
-    assert!(tcp_connects(&topology.client, BAD_V4, HOST_V4, SSH_PORT, timeout), "{expected}: unpublished port untouched");
+    assert!(
+        tcp_connects(&topology.client, GOOD_V4, HOST_V4, TCP_PORT, timeout),
+        "{expected}: good source connects"
+    );
+    assert!(
+        !tcp_connects(&topology.client, BAD_V4, HOST_V4, TCP_PORT, timeout),
+        "{expected}: bad source is dropped"
+    );
+    assert!(
+        tcp_connects(&topology.client, BAD_V4, HOST_V4, SSH_PORT, timeout),
+        "{expected}: unpublished port untouched"
+    );
 
     // A ban on the good source now drops it too.
     harness.ban("10.77.0.2/32", dockfw::bans::NEVER);
-    assert!(!tcp_connects(&topology.client, GOOD_V4, HOST_V4, TCP_PORT, timeout), "{expected}: banned");
-    assert!(tcp_connects(&topology.client, GOOD_V4, HOST_V4, SSH_PORT, timeout), "{expected}: bans spare unpublished ports");
+    assert!(
+        !tcp_connects(&topology.client, GOOD_V4, HOST_V4, TCP_PORT, timeout),
+        "{expected}: banned"
+    );
+    assert!(
+        tcp_connects(&topology.client, GOOD_V4, HOST_V4, SSH_PORT, timeout),
+        "{expected}: bans spare unpublished ports"
+    );
     attachment
         .detach()
         .unwrap_or_else(|error| panic!("detaching: {}", dockfw_tests::chain(&error)));
-    assert!(tcp_connects(&topology.client, BAD_V4, HOST_V4, TCP_PORT, timeout), "{expected}: detached, nothing enforced");
+    assert!(
+        tcp_connects(&topology.client, BAD_V4, HOST_V4, TCP_PORT, timeout),
+        "{expected}: detached, nothing enforced"
+    );
     drop(harness);
 }
 

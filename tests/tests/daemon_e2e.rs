@@ -58,8 +58,10 @@ per = "source"
 
 fn write_atomically(path: &Path, text: &str) {
     let temporary = path.with_extension("tmp");
-    fs::write(&temporary, text).unwrap_or_else(|error| panic!("writing {}: {error}", temporary.display()));
-    fs::rename(&temporary, path).unwrap_or_else(|error| panic!("renaming onto {}: {error}", path.display()));
+    fs::write(&temporary, text)
+        .unwrap_or_else(|error| panic!("writing {}: {error}", temporary.display()));
+    fs::rename(&temporary, path)
+        .unwrap_or_else(|error| panic!("renaming onto {}: {error}", path.display()));
 }
 
 /// `iptables-save` of Docker's tables without counters.
@@ -86,7 +88,11 @@ fn docker_chains(ns: &NetNs) -> String {
 /// Packets from `src` that reached netfilter (counted by a raw PREROUTING
 /// rule in the host namespace, which Docker does not use).
 fn reached_netfilter(ns: &NetNs, src: &str) -> u64 {
-    let output = ns.run_ok("iptables -t raw -L", "iptables", &["-t", "raw", "-L", "PREROUTING", "-v", "-n", "-x"]);
+    let output = ns.run_ok(
+        "iptables -t raw -L",
+        "iptables",
+        &["-t", "raw", "-L", "PREROUTING", "-v", "-n", "-x"],
+    );
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .find(|line| line.contains(src))
@@ -120,7 +126,12 @@ fn scenario(mode: &str) {
         &["10.78.0.1/24"],
         &client,
         "eth-c",
-        &["10.78.0.2/24", "10.78.0.3/24", "10.78.0.4/24", "10.78.0.5/24"],
+        &[
+            "10.78.0.2/24",
+            "10.78.0.3/24",
+            "10.78.0.4/24",
+            "10.78.0.5/24",
+        ],
     );
     let engine = DockerEngine::start(&host, "10.210.51.1/24");
     engine.run_container("web", &["8080:80", "9000:9000/udp"], WEB_CMD);
@@ -135,10 +146,23 @@ fn scenario(mode: &str) {
     let mut daemon = Daemon::start(
         BIN,
         &host,
-        &["--iface", "eth-h", "--mode", mode, "--policy", &policy_arg, "--docker-host", &docker_host, "--keep-on-exit"],
+        &[
+            "--iface",
+            "eth-h",
+            "--mode",
+            mode,
+            "--policy",
+            &policy_arg,
+            "--docker-host",
+            &docker_host,
+            "--keep-on-exit",
+        ],
     );
     let status = daemon.wait_status("the first policy", Duration::from_secs(30), |status| {
-        generation(status) >= 1 && status["ports"].as_array().is_some_and(|ports| ports.iter().any(|port| port["port"] == "8080/tcp"))
+        generation(status) >= 1
+            && status["ports"]
+                .as_array()
+                .is_some_and(|ports| ports.iter().any(|port| port["port"] == "8080/tcp"))
     });
     let expected_mode = match mode {
         "native" => "xdp-native",
@@ -149,27 +173,57 @@ fn scenario(mode: &str) {
 
     // Allowed through Docker's DNAT; dropped by rule; counters move.
     let page = http_get(&client, GOOD, HOST, WEB, TIMEOUT);
-    assert!(page.as_deref().is_some_and(|page| page.contains("hello-dockfw")), "{mode}: good client: {page:?}");
-    assert_eq!(http_get(&client, BAD, HOST, WEB, TIMEOUT), None, "{mode}: bad client must get nothing");
+    assert!(
+        page.as_deref()
+            .is_some_and(|page| page.contains("hello-dockfw")),
+        "{mode}: good client: {page:?}"
+    );
+    assert_eq!(
+        http_get(&client, BAD, HOST, WEB, TIMEOUT),
+        None,
+        "{mode}: bad client must get nothing"
+    );
     let status = daemon.status();
-    assert!(rule_counter(&status, "8080/tcp", "drop-bad", "dropped") >= 1, "{mode}: drop counter {status:#}");
-    assert!(tcp_connects(&client, BAD, HOST, SSH, TIMEOUT), "{mode}: an unpublished port is never touched");
+    assert!(
+        rule_counter(&status, "8080/tcp", "drop-bad", "dropped") >= 1,
+        "{mode}: drop counter {status:#}"
+    );
+    assert!(
+        tcp_connects(&client, BAD, HOST, SSH, TIMEOUT),
+        "{mode}: an unpublished port is never touched"
+    );
 
     // Docker's own chains are identical with the daemon running.
-    assert_eq!(docker_chains(&host), chains_before, "{mode}: Docker's iptables chains changed");
+    assert_eq!(
+        docker_chains(&host),
+        chains_before,
+        "{mode}: Docker's iptables chains changed"
+    );
 
     // A ban takes effect and expires.
     daemon.cli_ok(&["ban", &format!("{GOOD}/32"), "--for", "3s"]);
-    assert_eq!(http_get(&client, GOOD, HOST, WEB, TIMEOUT), None, "{mode}: banned client");
+    assert_eq!(
+        http_get(&client, GOOD, HOST, WEB, TIMEOUT),
+        None,
+        "{mode}: banned client"
+    );
     assert!(daemon.cli_ok(&["bans"]).contains(GOOD));
     thread::sleep(Duration::from_secs(3));
-    assert!(http_get(&client, GOOD, HOST, WEB, TIMEOUT).is_some(), "{mode}: the ban expired");
+    assert!(
+        http_get(&client, GOOD, HOST, WEB, TIMEOUT).is_some(),
+        "{mode}: the ban expired"
+    );
 
     // A rate limit admits its burst (3 SYNs), then its rate (one per 2 s).
-    let burst: Vec<bool> = (0..4).map(|_| tcp_connects(&client, LIMITED, HOST, WEB, Duration::from_millis(500))).collect();
+    let burst: Vec<bool> = (0..4)
+        .map(|_| tcp_connects(&client, LIMITED, HOST, WEB, Duration::from_millis(500)))
+        .collect();
     assert_eq!(burst, [true, true, true, false], "{mode}: burst of 3");
     thread::sleep(Duration::from_millis(2500));
-    assert!(tcp_connects(&client, LIMITED, HOST, WEB, TIMEOUT), "{mode}: refilled at the rate");
+    assert!(
+        tcp_connects(&client, LIMITED, HOST, WEB, TIMEOUT),
+        "{mode}: refilled at the rate"
+    );
 
     // A container restart with a new IP keeps its rules.
     let old_ip = engine.inspect("web")["NetworkSettings"]["IPAddress"].clone();
@@ -177,31 +231,79 @@ fn scenario(mode: &str) {
     engine.run_container("filler", &[], &["sleep", "600"]);
     engine.docker_ok("start web", &["start", "web"]);
     let new_ip = engine.inspect("web")["NetworkSettings"]["IPAddress"].clone();
-    assert_ne!(old_ip, new_ip, "the test needs the container to change address");
+    assert_ne!(
+        old_ip, new_ip,
+        "the test needs the container to change address"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while http_get(&client, GOOD, HOST, WEB, TIMEOUT).is_none() {
-        assert!(Instant::now() < deadline, "{mode}: web unreachable after its restart\n{}", daemon.log());
+        assert!(
+            Instant::now() < deadline,
+            "{mode}: web unreachable after its restart\n{}",
+            daemon.log()
+        );
     }
-    assert_eq!(http_get(&client, BAD, HOST, WEB, TIMEOUT), None, "{mode}: rules follow the restarted container");
+    assert_eq!(
+        http_get(&client, BAD, HOST, WEB, TIMEOUT),
+        None,
+        "{mode}: rules follow the restarted container"
+    );
 
     // A policy edit applies as a whole: now GOOD is blocked and BAD is not.
     let before = generation(&daemon.status());
     write_atomically(&policy_path, &policy(GOOD));
-    daemon.wait_status("the edited policy", Duration::from_secs(5), |status| generation(status) > before);
-    assert_eq!(http_get(&client, GOOD, HOST, WEB, TIMEOUT), None, "{mode}: edited policy blocks GOOD");
-    assert!(http_get(&client, BAD, HOST, WEB, TIMEOUT).is_some(), "{mode}: edited policy lets BAD in");
+    daemon.wait_status("the edited policy", Duration::from_secs(5), |status| {
+        generation(status) > before
+    });
+    assert_eq!(
+        http_get(&client, GOOD, HOST, WEB, TIMEOUT),
+        None,
+        "{mode}: edited policy blocks GOOD"
+    );
+    assert!(
+        http_get(&client, BAD, HOST, WEB, TIMEOUT).is_some(),
+        "{mode}: edited policy lets BAD in"
+    );
 
     // A broken edit is rejected with file:line; the policy in force stays.
-    write_atomically(&policy_path, "[[rules]]\nname = \"broken\"\naction = \"explode\"\n");
-    let status = daemon.wait_status("the rejected edit", Duration::from_secs(5), |status| !status["policy"]["last_error"].is_null());
-    let error = status["policy"]["last_error"].as_str().unwrap_or_default().to_string();
-    assert!(error.contains("policy.toml:3"), "{mode}: error names file:line: {error}");
-    assert_eq!(http_get(&client, GOOD, HOST, WEB, TIMEOUT), None, "{mode}: old policy still enforced");
+    write_atomically(
+        &policy_path,
+        "[[rules]]\nname = \"broken\"\naction = \"explode\"\n",
+    );
+    let status = daemon.wait_status("the rejected edit", Duration::from_secs(5), |status| {
+        !status["policy"]["last_error"].is_null()
+    });
+    let error = status["policy"]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("policy.toml:3"),
+        "{mode}: error names file:line: {error}"
+    );
+    assert_eq!(
+        http_get(&client, GOOD, HOST, WEB, TIMEOUT),
+        None,
+        "{mode}: old policy still enforced"
+    );
 
     // Restart the daemon under a steady stream from a banned client: not one
     // packet reaches netfilter.
     daemon.cli_ok(&["ban", &format!("{STREAMER}/32")]);
-    host.run_ok("count the streamer", "iptables", &["-t", "raw", "-I", "PREROUTING", "-s", STREAMER, "-j", "ACCEPT"]);
+    host.run_ok(
+        "count the streamer",
+        "iptables",
+        &[
+            "-t",
+            "raw",
+            "-I",
+            "PREROUTING",
+            "-s",
+            STREAMER,
+            "-j",
+            "ACCEPT",
+        ],
+    );
     let stream = {
         let client = client.path();
         thread::spawn(move || {
@@ -223,14 +325,39 @@ fn scenario(mode: &str) {
     daemon.stop();
     thread::sleep(Duration::from_millis(500));
     daemon.restart();
-    daemon.wait_status("the restarted daemon", Duration::from_secs(30), |status| generation(status) > 0);
+    daemon.wait_status("the restarted daemon", Duration::from_secs(30), |status| {
+        generation(status) > 0
+    });
     let sent = stream.join().unwrap_or(0);
     assert!(sent >= 1000, "the stream must have run ({sent} sent)");
-    assert_eq!(reached_netfilter(&host, STREAMER), 0, "{mode}: packets leaked across the restart");
+    assert_eq!(
+        reached_netfilter(&host, STREAMER),
+        0,
+        "{mode}: packets leaked across the restart"
+    );
     let status = daemon.status();
-    assert_eq!(status["interfaces"][0]["adopted"], true, "{mode}: the link was re-adopted: {status:#}");
-    assert!(daemon.cli_ok(&["bans"]).contains(STREAMER), "{mode}: bans survive the restart");
-    host.run_ok("remove the counter", "iptables", &["-t", "raw", "-D", "PREROUTING", "-s", STREAMER, "-j", "ACCEPT"]);
+    assert_eq!(
+        status["interfaces"][0]["adopted"], true,
+        "{mode}: the link was re-adopted: {status:#}"
+    );
+    assert!(
+        daemon.cli_ok(&["bans"]).contains(STREAMER),
+        "{mode}: bans survive the restart"
+    );
+    host.run_ok(
+        "remove the counter",
+        "iptables",
+        &[
+            "-t",
+            "raw",
+            "-D",
+            "PREROUTING",
+            "-s",
+            STREAMER,
+            "-j",
+            "ACCEPT",
+        ],
+    );
     send_udp(&client, GOOD, HOST, UDP, 1);
     drop(daemon);
     drop(engine);
@@ -238,7 +365,8 @@ fn scenario(mode: &str) {
 }
 
 fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("dfw-e2e-{}-{}", std::process::id(), rand_suffix()));
+    let dir =
+        std::env::temp_dir().join(format!("dfw-e2e-{}-{}", std::process::id(), rand_suffix()));
     fs::create_dir_all(&dir).unwrap_or_else(|error| panic!("creating {}: {error}", dir.display()));
     dir
 }

@@ -11,7 +11,10 @@ use dockfw::{
         RuleOrigin, SourceMatch,
     },
 };
-use dockfw_common::{reason, xdp_verdict::{DROP, PASS}};
+use dockfw_common::{
+    reason,
+    xdp_verdict::{DROP, PASS},
+};
 use dockfw_tests::{
     frame::{ACK, Ext, Frame, L4, RST, SYN},
     runner::{Harness, published, tcp4},
@@ -28,7 +31,10 @@ fn origin() -> RuleOrigin {
 
 fn rule(name: &str, ports: &[&str], action: Action) -> Rule {
     let mut rule = Rule::new(name, origin(), action);
-    rule.ports.ports = ports.iter().map(|spec| spec.parse::<PortSpec>().unwrap()).collect();
+    rule.ports.ports = ports
+        .iter()
+        .map(|spec| spec.parse::<PortSpec>().unwrap())
+        .collect();
     rule
 }
 
@@ -73,22 +79,84 @@ fn both(harness: &mut Harness, frame: &[u8]) -> [u32; 2] {
 fn parse_paths_reach_the_published_port() {
     let mut harness = drop_8080();
     let cases: Vec<(&str, Frame)> = vec![
-        ("plain IPv4 TCP", Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, SYN)),
-        ("IPv4 with 4 bytes of options", Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, SYN).options(&[1, 1, 1, 0])),
-        ("IPv4 with 40 bytes of options (IHL 15)", Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, SYN).options(&[1; 40])),
-        ("802.1Q", Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, SYN).vlan(0x8100, 10)),
-        ("QinQ 802.1ad + 802.1Q", Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, SYN).vlan(0x88a8, 100).vlan(0x8100, 10)),
-        ("IPv4 UDP", Frame::udp("198.51.100.1", 1000, "192.0.2.1", 5353)),
-        ("first IPv4 fragment", Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, SYN).fragment(0, true, 7).payload(64)),
-        ("plain IPv6", Frame::tcp("2001:db8::1", 1000, "2001:db8::2", 8080, SYN)),
-        ("IPv6 hop-by-hop", Frame::tcp("2001:db8::1", 1000, "2001:db8::2", 8080, SYN).ext(Ext::HopByHop)),
-        ("IPv6 routing", Frame::tcp("2001:db8::1", 1000, "2001:db8::2", 8080, SYN).ext(Ext::Routing)),
-        ("IPv6 destination options", Frame::tcp("2001:db8::1", 1000, "2001:db8::2", 8080, SYN).ext(Ext::DestOpts)),
-        ("IPv6 first fragment", Frame::tcp("2001:db8::1", 1000, "2001:db8::2", 8080, SYN).ext(Ext::Fragment { offset: 0, more: true, id: 9 })),
-        ("IPv6 with 6 extension headers", Frame::tcp("2001:db8::1", 1000, "2001:db8::2", 8080, SYN)
-            .ext(Ext::HopByHop).ext(Ext::DestOpts).ext(Ext::Routing).ext(Ext::DestOpts).ext(Ext::Fragment { offset: 0, more: true, id: 3 }).ext(Ext::DestOpts)),
-        ("VLAN + IPv6 + 3 extension headers", Frame::tcp("2001:db8::1", 1000, "2001:db8::2", 8080, SYN).vlan(0x8100, 5)
-            .ext(Ext::HopByHop).ext(Ext::Routing).ext(Ext::DestOpts)),
+        (
+            "plain IPv4 TCP",
+            Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, SYN),
+        ),
+        (
+            "IPv4 with 4 bytes of options",
+            Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, SYN).options(&[1, 1, 1, 0]),
+        ),
+        (
+            "IPv4 with 40 bytes of options (IHL 15)",
+            Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, SYN).options(&[1; 40]),
+        ),
+        (
+            "802.1Q",
+            Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, SYN).vlan(0x8100, 10),
+        ),
+        (
+            "QinQ 802.1ad + 802.1Q",
+            Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, SYN)
+                .vlan(0x88a8, 100)
+                .vlan(0x8100, 10),
+        ),
+        (
+            "IPv4 UDP",
+            Frame::udp("198.51.100.1", 1000, "192.0.2.1", 5353),
+        ),
+        (
+            "first IPv4 fragment",
+            Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, SYN)
+                .fragment(0, true, 7)
+                .payload(64),
+        ),
+        (
+            "plain IPv6",
+            Frame::tcp("2001:db8::1", 1000, "2001:db8::2", 8080, SYN),
+        ),
+        (
+            "IPv6 hop-by-hop",
+            Frame::tcp("2001:db8::1", 1000, "2001:db8::2", 8080, SYN).ext(Ext::HopByHop),
+        ),
+        (
+            "IPv6 routing",
+            Frame::tcp("2001:db8::1", 1000, "2001:db8::2", 8080, SYN).ext(Ext::Routing),
+        ),
+        (
+            "IPv6 destination options",
+            Frame::tcp("2001:db8::1", 1000, "2001:db8::2", 8080, SYN).ext(Ext::DestOpts),
+        ),
+        (
+            "IPv6 first fragment",
+            Frame::tcp("2001:db8::1", 1000, "2001:db8::2", 8080, SYN).ext(Ext::Fragment {
+                offset: 0,
+                more: true,
+                id: 9,
+            }),
+        ),
+        (
+            "IPv6 with 6 extension headers",
+            Frame::tcp("2001:db8::1", 1000, "2001:db8::2", 8080, SYN)
+                .ext(Ext::HopByHop)
+                .ext(Ext::DestOpts)
+                .ext(Ext::Routing)
+                .ext(Ext::DestOpts)
+                .ext(Ext::Fragment {
+                    offset: 0,
+                    more: true,
+                    id: 3,
+                })
+                .ext(Ext::DestOpts),
+        ),
+        (
+            "VLAN + IPv6 + 3 extension headers",
+            Frame::tcp("2001:db8::1", 1000, "2001:db8::2", 8080, SYN)
+                .vlan(0x8100, 5)
+                .ext(Ext::HopByHop)
+                .ext(Ext::Routing)
+                .ext(Ext::DestOpts),
+        ),
     ];
     for (name, frame) in cases {
         assert_eq!(both(&mut harness, &frame.build()), [DROP, DROP], "{name}");
@@ -100,17 +168,35 @@ fn traffic_that_is_not_to_a_published_port_is_untouched() {
     let mut harness = drop_8080();
     let before = harness.global(reason::NOT_PUBLISHED).packets;
     let cases: Vec<(&str, Frame)> = vec![
-        ("SSH", Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 22, SYN)),
-        ("UDP to a TCP-only port", Frame::udp("198.51.100.1", 1000, "192.0.2.1", 8080)),
-        ("TCP to a UDP-only port", Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 5353, SYN)),
-        ("ICMP", Frame::new("198.51.100.1", "192.0.2.1", L4::Other(1))),
-        ("IPv6 to another port", Frame::tcp("2001:db8::1", 1000, "2001:db8::2", 8081, SYN)),
+        (
+            "SSH",
+            Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 22, SYN),
+        ),
+        (
+            "UDP to a TCP-only port",
+            Frame::udp("198.51.100.1", 1000, "192.0.2.1", 8080),
+        ),
+        (
+            "TCP to a UDP-only port",
+            Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 5353, SYN),
+        ),
+        (
+            "ICMP",
+            Frame::new("198.51.100.1", "192.0.2.1", L4::Other(1)),
+        ),
+        (
+            "IPv6 to another port",
+            Frame::tcp("2001:db8::1", 1000, "2001:db8::2", 8081, SYN),
+        ),
     ];
     let count = cases.len() as u64;
     for (name, frame) in cases {
         assert_eq!(both(&mut harness, &frame.build()), [PASS, PASS], "{name}");
     }
-    assert_eq!(harness.global(reason::NOT_PUBLISHED).packets - before, 2 * count);
+    assert_eq!(
+        harness.global(reason::NOT_PUBLISHED).packets - before,
+        2 * count
+    );
 
     // Not IP at all: an ARP frame.
     let mut arp = vec![0xff; 6];
@@ -137,16 +223,33 @@ fn ipv6_chains_longer_than_the_walk_pass_and_are_counted() {
 fn truncated_frames_never_drop_and_count_as_malformed() {
     let mut harness = drop_8080();
     let frames = [
-        Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, SYN).options(&[1; 8]).vlan(0x8100, 3),
+        Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, SYN)
+            .options(&[1; 8])
+            .vlan(0x8100, 3),
         Frame::udp("198.51.100.1", 1000, "192.0.2.1", 5353),
-        Frame::tcp("2001:db8::1", 1000, "2001:db8::2", 8080, SYN).ext(Ext::HopByHop).ext(Ext::Fragment { offset: 0, more: true, id: 1 }),
+        Frame::tcp("2001:db8::1", 1000, "2001:db8::2", 8080, SYN)
+            .ext(Ext::HopByHop)
+            .ext(Ext::Fragment {
+                offset: 0,
+                more: true,
+                id: 1,
+            }),
     ];
     for frame in frames {
         let bytes = frame.build();
-        assert_eq!(both(&mut harness, &bytes), [DROP, DROP], "the whole frame is dropped");
+        assert_eq!(
+            both(&mut harness, &bytes),
+            [DROP, DROP],
+            "the whole frame is dropped"
+        );
         for len in 14..bytes.len() {
             let before = harness.global(reason::MALFORMED).packets;
-            assert_eq!(harness.verdict(Program::Xdp, &bytes[..len]), PASS, "XDP, truncated to {len} of {}", bytes.len());
+            assert_eq!(
+                harness.verdict(Program::Xdp, &bytes[..len]),
+                PASS,
+                "XDP, truncated to {len} of {}",
+                bytes.len()
+            );
             let mut runs = 1;
             // BPF_PROG_TEST_RUN refuses (EINVAL) to build an skb whose fixed
             // network header is cut short (and, for VLAN frames, one cut
@@ -156,13 +259,22 @@ fn truncated_frames_never_drop_and_count_as_malformed() {
             let refusable = len < l3_end || !frame.vlans.is_empty();
             match run(&mut harness.dataplane, Program::Tc, &bytes[..len], None, 1) {
                 Ok(result) => {
-                    assert_eq!(result.verdict, PASS, "TC, truncated to {len} of {}", bytes.len());
+                    assert_eq!(
+                        result.verdict,
+                        PASS,
+                        "TC, truncated to {len} of {}",
+                        bytes.len()
+                    );
                     runs += 1;
                 }
                 Err(error) if refusable && dockfw_tests::chain(&error).contains("os error 22") => {}
                 Err(error) => panic!("TC test run at {len}: {}", dockfw_tests::chain(&error)),
             }
-            assert_eq!(harness.global(reason::MALFORMED).packets - before, runs, "malformed counted at {len}");
+            assert_eq!(
+                harness.global(reason::MALFORMED).packets - before,
+                runs,
+                "malformed counted at {len}"
+            );
         }
     }
     // Bogus IHL (below 5) and TCP data offset below 5.
@@ -178,7 +290,10 @@ fn truncated_frames_never_drop_and_count_as_malformed() {
 #[test]
 fn later_fragments_follow_their_first_fragment_and_the_port_action() {
     let mut harness = Harness::new();
-    let ports = [tcp4(8080, "web"), published(Family::V6, Proto::Udp, None, 53, "dns")];
+    let ports = [
+        tcp4(8080, "web"),
+        published(Family::V6, Proto::Udp, None, 53, "dns"),
+    ];
     let mut pass_rule = rule("allow", &[], Action::Pass);
     pass_rule.fragments = Some(FragmentAction::Drop);
     pass_rule.ports.ports = vec!["8080/tcp".parse().unwrap()];
@@ -188,26 +303,60 @@ fn later_fragments_follow_their_first_fragment_and_the_port_action() {
     for program in PROGRAMS {
         let id = if program == Program::Xdp { 70 } else { 71 };
         // A later fragment before any first fragment: untracked, passed.
-        let orphan = Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, 0).fragment(100, false, id + 100);
+        let orphan =
+            Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, 0).fragment(100, false, id + 100);
         let before = harness.global(reason::FRAGMENT_UNTRACKED).packets;
         assert_eq!(harness.verdict(program, &orphan.build()), PASS);
-        assert_eq!(harness.global(reason::FRAGMENT_UNTRACKED).packets - before, 1);
+        assert_eq!(
+            harness.global(reason::FRAGMENT_UNTRACKED).packets - before,
+            1
+        );
 
-        let first = Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, SYN).fragment(0, true, id).payload(64);
-        assert_eq!(harness.verdict(program, &first.build()), PASS, "first fragment: rule pass");
-        let later = Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, 0).fragment(11, false, id).payload(16);
+        let first = Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, SYN)
+            .fragment(0, true, id)
+            .payload(64);
+        assert_eq!(
+            harness.verdict(program, &first.build()),
+            PASS,
+            "first fragment: rule pass"
+        );
+        let later = Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, 0)
+            .fragment(11, false, id)
+            .payload(16);
         let before = harness.stat(&StatOwner::Fragments(key)).dropped.packets;
-        assert_eq!(harness.verdict(program, &later.build()), DROP, "port drops later fragments");
-        assert_eq!(harness.stat(&StatOwner::Fragments(key)).dropped.packets - before, 1);
+        assert_eq!(
+            harness.verdict(program, &later.build()),
+            DROP,
+            "port drops later fragments"
+        );
+        assert_eq!(
+            harness.stat(&StatOwner::Fragments(key)).dropped.packets - before,
+            1
+        );
     }
 
     // IPv6 UDP with the default action (pass), counted per port.
     let v6_key = ports[1].key;
-    let first = Frame::udp("2001:db8::1", 999, "2001:db8::2", 53).ext(Ext::Fragment { offset: 0, more: true, id: 5 }).payload(64);
-    let later = Frame::udp("2001:db8::1", 999, "2001:db8::2", 53).ext(Ext::Fragment { offset: 9, more: false, id: 5 }).payload(8);
+    let first = Frame::udp("2001:db8::1", 999, "2001:db8::2", 53)
+        .ext(Ext::Fragment {
+            offset: 0,
+            more: true,
+            id: 5,
+        })
+        .payload(64);
+    let later = Frame::udp("2001:db8::1", 999, "2001:db8::2", 53)
+        .ext(Ext::Fragment {
+            offset: 9,
+            more: false,
+            id: 5,
+        })
+        .payload(8);
     assert_eq!(harness.xdp(&first), PASS);
     assert_eq!(harness.xdp(&later), PASS);
-    assert_eq!(harness.stat(&StatOwner::Fragments(v6_key)).passed.packets, 1);
+    assert_eq!(
+        harness.stat(&StatOwner::Fragments(v6_key)).passed.packets,
+        1
+    );
 }
 
 #[test]
@@ -229,9 +378,21 @@ fn ports_published_on_a_specific_address_match_only_it() {
     for program in PROGRAMS {
         let to = |dst: &str, port| Frame::tcp("198.51.100.1", 1000, dst, port, SYN).build();
         assert_eq!(harness.verdict(program, &to("192.0.2.10", 7070)), DROP);
-        assert_eq!(harness.verdict(program, &to("192.0.2.99", 7070)), PASS, "other address: not published");
-        assert_eq!(harness.verdict(program, &to("192.0.2.11", 9090)), DROP, "the specific binding wins");
-        assert_eq!(harness.verdict(program, &to("192.0.2.12", 9090)), PASS, "wildcard binding: no rule");
+        assert_eq!(
+            harness.verdict(program, &to("192.0.2.99", 7070)),
+            PASS,
+            "other address: not published"
+        );
+        assert_eq!(
+            harness.verdict(program, &to("192.0.2.11", 9090)),
+            DROP,
+            "the specific binding wins"
+        );
+        assert_eq!(
+            harness.verdict(program, &to("192.0.2.12", 9090)),
+            PASS,
+            "wildcard binding: no rule"
+        );
     }
 }
 
@@ -240,29 +401,79 @@ fn rule_order_first_match_and_negated_sets() {
     let mut harness = Harness::new();
     let ports = [tcp4(3306, "db"), tcp4(80, "web")];
     let mut office_only = rule("db-office-only", &["3306/tcp"], Action::Drop);
-    office_only.sources = SourceMatch { from: None, not_from: from(&["203.0.113.0/24"]).unwrap() };
+    office_only.sources = SourceMatch {
+        from: None,
+        not_from: from(&["203.0.113.0/24"]).unwrap(),
+    };
     let mut allow_admin = rule("allow-admin", &["80/tcp"], Action::Pass);
-    allow_admin.sources = SourceMatch { from: from(&["198.51.100.7/32"]), not_from: vec![] };
+    allow_admin.sources = SourceMatch {
+        from: from(&["198.51.100.7/32"]),
+        not_from: vec![],
+    };
     let mut drop_net = rule("drop-net", &["80/tcp"], Action::Drop);
-    drop_net.sources = SourceMatch { from: from(&["198.51.100.0/24"]), not_from: vec![] };
+    drop_net.sources = SourceMatch {
+        from: from(&["198.51.100.0/24"]),
+        not_from: vec![],
+    };
     let mut drop_rst = rule("drop-rst", &["80/tcp"], Action::Drop);
     drop_rst.tcp_flags = Some((RST, RST));
     let mut high_ports = rule("drop-low-sport", &["80/tcp"], Action::Drop);
     high_ports.source_ports = Some((0, 1023));
-    harness.apply(&policy(vec![office_only, allow_admin, drop_net, drop_rst, high_ports]), &ports);
+    harness.apply(
+        &policy(vec![
+            office_only,
+            allow_admin,
+            drop_net,
+            drop_rst,
+            high_ports,
+        ]),
+        &ports,
+    );
 
     let cases = [
-        ("office reaches the db", Frame::tcp("203.0.113.5", 40000, "192.0.2.1", 3306, SYN), PASS),
-        ("others do not", Frame::tcp("198.51.100.9", 40000, "192.0.2.1", 3306, SYN), DROP),
-        ("admin passes before the network drop", Frame::tcp("198.51.100.7", 40000, "192.0.2.1", 80, SYN), PASS),
-        ("the network drops", Frame::tcp("198.51.100.8", 40000, "192.0.2.1", 80, SYN), DROP),
-        ("RST from elsewhere", Frame::tcp("192.0.2.200", 40000, "192.0.2.1", 80, RST | ACK), DROP),
-        ("low source port", Frame::tcp("192.0.2.200", 80, "192.0.2.1", 80, SYN), DROP),
-        ("nothing matches", Frame::tcp("192.0.2.200", 40000, "192.0.2.1", 80, SYN), PASS),
+        (
+            "office reaches the db",
+            Frame::tcp("203.0.113.5", 40000, "192.0.2.1", 3306, SYN),
+            PASS,
+        ),
+        (
+            "others do not",
+            Frame::tcp("198.51.100.9", 40000, "192.0.2.1", 3306, SYN),
+            DROP,
+        ),
+        (
+            "admin passes before the network drop",
+            Frame::tcp("198.51.100.7", 40000, "192.0.2.1", 80, SYN),
+            PASS,
+        ),
+        (
+            "the network drops",
+            Frame::tcp("198.51.100.8", 40000, "192.0.2.1", 80, SYN),
+            DROP,
+        ),
+        (
+            "RST from elsewhere",
+            Frame::tcp("192.0.2.200", 40000, "192.0.2.1", 80, RST | ACK),
+            DROP,
+        ),
+        (
+            "low source port",
+            Frame::tcp("192.0.2.200", 80, "192.0.2.1", 80, SYN),
+            DROP,
+        ),
+        (
+            "nothing matches",
+            Frame::tcp("192.0.2.200", 40000, "192.0.2.1", 80, SYN),
+            PASS,
+        ),
     ];
     for program in PROGRAMS {
         for (name, frame, expected) in &cases {
-            assert_eq!(harness.verdict(program, &frame.build()), *expected, "{program:?}: {name}");
+            assert_eq!(
+                harness.verdict(program, &frame.build()),
+                *expected,
+                "{program:?}: {name}"
+            );
         }
     }
     let web = ports[1].key;
@@ -279,37 +490,99 @@ fn syn_only_rules_match_connection_attempts_only() {
     syn.syn_only = true;
     harness.apply(&policy(vec![syn]), &ports);
     for program in PROGRAMS {
-        assert_eq!(harness.verdict(program, &Frame::tcp("198.51.100.1", 1, "192.0.2.1", 80, SYN).build()), DROP);
-        assert_eq!(harness.verdict(program, &Frame::tcp("198.51.100.1", 1, "192.0.2.1", 80, SYN | ACK).build()), PASS);
-        assert_eq!(harness.verdict(program, &Frame::tcp("198.51.100.1", 1, "192.0.2.1", 80, ACK).build()), PASS);
+        assert_eq!(
+            harness.verdict(
+                program,
+                &Frame::tcp("198.51.100.1", 1, "192.0.2.1", 80, SYN).build()
+            ),
+            DROP
+        );
+        assert_eq!(
+            harness.verdict(
+                program,
+                &Frame::tcp("198.51.100.1", 1, "192.0.2.1", 80, SYN | ACK).build()
+            ),
+            PASS
+        );
+        assert_eq!(
+            harness.verdict(
+                program,
+                &Frame::tcp("198.51.100.1", 1, "192.0.2.1", 80, ACK).build()
+            ),
+            PASS
+        );
     }
 }
 
 #[test]
 fn bans_drop_first_and_expire_on_time() {
     let mut harness = Harness::new();
-    let ports = [tcp4(80, "web"), published(Family::V6, Proto::Tcp, None, 80, "web")];
+    let ports = [
+        tcp4(80, "web"),
+        published(Family::V6, Proto::Tcp, None, 80, "web"),
+    ];
     harness.apply(&policy(vec![rule("allow-all", &[], Action::Pass)]), &ports);
     harness.ban("198.51.100.0/24", NEVER);
     harness.ban("2001:db8:bad::/48", NEVER);
     let soon = dockfw::bans::monotonic_ns() + 300_000_000;
     harness.ban("203.0.113.9/32", soon);
     for program in PROGRAMS {
-        assert_eq!(harness.verdict(program, &Frame::tcp("198.51.100.77", 1, "192.0.2.1", 80, SYN).build()), DROP);
-        assert_eq!(harness.verdict(program, &Frame::tcp("2001:db8:bad::1", 1, "2001:db8::2", 80, SYN).build()), DROP);
-        assert_eq!(harness.verdict(program, &Frame::tcp("203.0.113.9", 1, "192.0.2.1", 80, SYN).build()), DROP);
-        assert_eq!(harness.verdict(program, &Frame::tcp("198.51.101.1", 1, "192.0.2.1", 80, SYN).build()), PASS);
         assert_eq!(
-            harness.verdict(program, &Frame::tcp("198.51.100.77", 1, "192.0.2.1", 22, SYN).build()),
+            harness.verdict(
+                program,
+                &Frame::tcp("198.51.100.77", 1, "192.0.2.1", 80, SYN).build()
+            ),
+            DROP
+        );
+        assert_eq!(
+            harness.verdict(
+                program,
+                &Frame::tcp("2001:db8:bad::1", 1, "2001:db8::2", 80, SYN).build()
+            ),
+            DROP
+        );
+        assert_eq!(
+            harness.verdict(
+                program,
+                &Frame::tcp("203.0.113.9", 1, "192.0.2.1", 80, SYN).build()
+            ),
+            DROP
+        );
+        assert_eq!(
+            harness.verdict(
+                program,
+                &Frame::tcp("198.51.101.1", 1, "192.0.2.1", 80, SYN).build()
+            ),
+            PASS
+        );
+        assert_eq!(
+            harness.verdict(
+                program,
+                &Frame::tcp("198.51.100.77", 1, "192.0.2.1", 22, SYN).build()
+            ),
             PASS,
             "a ban never touches unpublished ports"
         );
     }
-    assert_eq!(harness.stat(&StatOwner::Banned(ports[0].key)).dropped.packets, 4);
+    assert_eq!(
+        harness
+            .stat(&StatOwner::Banned(ports[0].key))
+            .dropped
+            .packets,
+        4
+    );
     std::thread::sleep(std::time::Duration::from_millis(400));
-    assert_eq!(harness.xdp(&Frame::tcp("203.0.113.9", 1, "192.0.2.1", 80, SYN)), PASS, "expired");
+    assert_eq!(
+        harness.xdp(&Frame::tcp("203.0.113.9", 1, "192.0.2.1", 80, SYN)),
+        PASS,
+        "expired"
+    );
     harness.unban("198.51.100.0/24");
-    assert_eq!(harness.xdp(&Frame::tcp("198.51.100.77", 1, "192.0.2.1", 80, SYN)), PASS, "unbanned");
+    assert_eq!(
+        harness.xdp(&Frame::tcp("198.51.100.77", 1, "192.0.2.1", 80, SYN)),
+        PASS,
+        "unbanned"
+    );
 }
 
 #[test]
@@ -320,7 +593,13 @@ fn audit_counts_would_be_drops_and_drops_nothing() {
     audited.audit = true;
     harness.apply(&policy(vec![audited]), &ports);
     for program in PROGRAMS {
-        assert_eq!(harness.verdict(program, &Frame::tcp("198.51.100.1", 1, "192.0.2.1", 80, SYN).build()), PASS);
+        assert_eq!(
+            harness.verdict(
+                program,
+                &Frame::tcp("198.51.100.1", 1, "192.0.2.1", 80, SYN).build()
+            ),
+            PASS
+        );
     }
     let counters = harness.rule_stat(ports[0].key, "audited");
     assert_eq!((counters.audited.packets, counters.dropped.packets), (2, 0));
@@ -329,9 +608,21 @@ fn audit_counts_would_be_drops_and_drops_nothing() {
     harness.audit = true;
     harness.apply(&policy(vec![rule("drop", &[], Action::Drop)]), &ports);
     harness.ban("198.51.100.0/24", NEVER);
-    assert_eq!(harness.xdp(&Frame::tcp("198.51.100.1", 1, "192.0.2.1", 80, SYN)), PASS);
-    assert_eq!(harness.xdp(&Frame::tcp("203.0.113.1", 1, "192.0.2.1", 80, SYN)), PASS);
-    assert_eq!(harness.stat(&StatOwner::Banned(ports[0].key)).audited.packets, 1);
+    assert_eq!(
+        harness.xdp(&Frame::tcp("198.51.100.1", 1, "192.0.2.1", 80, SYN)),
+        PASS
+    );
+    assert_eq!(
+        harness.xdp(&Frame::tcp("203.0.113.1", 1, "192.0.2.1", 80, SYN)),
+        PASS
+    );
+    assert_eq!(
+        harness
+            .stat(&StatOwner::Banned(ports[0].key))
+            .audited
+            .packets,
+        1
+    );
     assert_eq!(harness.rule_stat(ports[0].key, "drop").audited.packets, 1);
 }
 
@@ -348,15 +639,36 @@ fn rate_limits_admit_the_burst_then_the_rate() {
             ]),
             &ports,
         );
-        let send = |harness: &mut Harness, src: &str, port| harness.verdict(program, &Frame::tcp(src, 1, "192.0.2.1", port, SYN).build());
-        let first: Vec<u32> = (0..4).map(|_| send(&mut harness, "198.51.100.1", 80)).collect();
-        assert_eq!(first, [PASS, PASS, PASS, DROP], "{program:?}: burst of 3 per source");
-        assert_eq!(send(&mut harness, "198.51.100.2", 80), PASS, "another source has its own bucket");
-        let shared: Vec<u32> = ["198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"]
-            .iter()
-            .map(|src| send(&mut harness, src, 81))
+        let send = |harness: &mut Harness, src: &str, port| {
+            harness.verdict(program, &Frame::tcp(src, 1, "192.0.2.1", port, SYN).build())
+        };
+        let first: Vec<u32> = (0..4)
+            .map(|_| send(&mut harness, "198.51.100.1", 80))
             .collect();
-        assert_eq!(shared, [PASS, PASS, PASS, DROP], "{program:?}: one bucket per port");
+        assert_eq!(
+            first,
+            [PASS, PASS, PASS, DROP],
+            "{program:?}: burst of 3 per source"
+        );
+        assert_eq!(
+            send(&mut harness, "198.51.100.2", 80),
+            PASS,
+            "another source has its own bucket"
+        );
+        let shared: Vec<u32> = [
+            "198.51.100.1",
+            "198.51.100.2",
+            "198.51.100.3",
+            "198.51.100.4",
+        ]
+        .iter()
+        .map(|src| send(&mut harness, src, 81))
+        .collect();
+        assert_eq!(
+            shared,
+            [PASS, PASS, PASS, DROP],
+            "{program:?}: one bucket per port"
+        );
         let counters = harness.rule_stat(ports[0].key, "per-source");
         assert_eq!((counters.passed.packets, counters.dropped.packets), (4, 1));
     }
@@ -364,7 +676,10 @@ fn rate_limits_admit_the_burst_then_the_rate() {
     // The rate refills: 1000/s, burst 1 -> one packet per millisecond.
     let mut harness = Harness::new();
     let ports = [tcp4(80, "web")];
-    harness.apply(&policy(vec![rule("fast", &[], rate_limit("1000/s", 1, Per::Port))]), &ports);
+    harness.apply(
+        &policy(vec![rule("fast", &[], rate_limit("1000/s", 1, Per::Port))]),
+        &ports,
+    );
     let frame = Frame::tcp("198.51.100.1", 1, "192.0.2.1", 80, SYN);
     assert_eq!(harness.xdp(&frame), PASS);
     assert_eq!(harness.xdp(&frame), DROP);
@@ -390,9 +705,21 @@ fn per_source_limits_keep_an_aggregate_cap() {
         &ports,
     );
     let verdicts: Vec<u32> = (0..8)
-        .map(|i| harness.xdp(&Frame::tcp(&format!("198.51.100.{i}"), 1, "192.0.2.1", 80, SYN)))
+        .map(|i| {
+            harness.xdp(&Frame::tcp(
+                &format!("198.51.100.{i}"),
+                1,
+                "192.0.2.1",
+                80,
+                SYN,
+            ))
+        })
         .collect();
-    assert_eq!(verdicts, [PASS, PASS, PASS, PASS, PASS, DROP, DROP, DROP], "5 in total");
+    assert_eq!(
+        verdicts,
+        [PASS, PASS, PASS, PASS, PASS, DROP, DROP, DROP],
+        "5 in total"
+    );
 }
 
 #[test]
@@ -407,7 +734,11 @@ fn policy_changes_replace_the_whole_policy() {
     harness.apply(&policy(vec![]), &ports);
     assert_eq!(harness.xdp(&frame), PASS);
     harness.apply(&policy(vec![rule("c", &[], Action::Drop)]), &[]);
-    assert_eq!(harness.xdp(&frame), PASS, "no published port: nothing is touched");
+    assert_eq!(
+        harness.xdp(&frame),
+        PASS,
+        "no published port: nothing is touched"
+    );
     harness.apply(&policy(vec![rule("c", &[], Action::Drop)]), &ports);
     assert_eq!(harness.xdp(&frame), DROP);
 }
@@ -415,8 +746,13 @@ fn policy_changes_replace_the_whole_policy() {
 #[test]
 fn counters_count_bytes_too() {
     let mut harness = drop_8080();
-    let frame = Frame::tcp("198.51.100.1", 1, "192.0.2.1", 8080, SYN).payload(100).build();
+    let frame = Frame::tcp("198.51.100.1", 1, "192.0.2.1", 8080, SYN)
+        .payload(100)
+        .build();
     harness.verdict(Program::Xdp, &frame);
     let counters = harness.rule_stat(tcp4(8080, "web").key, "drop-all");
-    assert_eq!((counters.dropped.packets, counters.dropped.bytes), (1, frame.len() as u64));
+    assert_eq!(
+        (counters.dropped.packets, counters.dropped.bytes),
+        (1, frame.len() as u64)
+    );
 }

@@ -7,17 +7,13 @@ pub mod stats;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dockfw_common::{
-    MAX_RULES_PER_PORT, PortPolicy, RuleAction, action, port_flag, rule_flag,
-};
+use dockfw_common::{MAX_RULES_PER_PORT, PortPolicy, RuleAction, action, port_flag, rule_flag};
 
 pub use self::{
     sources::SourceTable,
     stats::{StatOwner, StatRegistry, StatsExhausted},
 };
-use crate::model::{
-    Action, FragmentAction, Per, Policy, Proto, PublishedPort, Rule,
-};
+use crate::model::{Action, FragmentAction, Per, Policy, Proto, PublishedPort, Rule};
 
 /// TCP flag bits as in the header.
 const TCP_SYN: u8 = 0x02;
@@ -120,7 +116,11 @@ pub fn compile(
             .push(compile_port(input, port, registry, &mut owners)?);
     }
     for rule in &input.policy.rules {
-        for iface in rule.ifaces.iter().filter(|iface| !input.ifaces.contains_key(*iface)) {
+        for iface in rule
+            .ifaces
+            .iter()
+            .filter(|iface| !input.ifaces.contains_key(*iface))
+        {
             compiled.warnings.push(format!(
                 "rule {} names interface {iface}, which dockfw is not attached to; \
                  that condition never matches",
@@ -168,7 +168,11 @@ fn compile_port(
         .filter(|(_, rule)| applies(rule, port))
         .collect();
     if selected.len() > MAX_RULES_PER_PORT {
-        let first: Vec<&str> = selected.iter().take(5).map(|(_, rule)| rule.name.as_str()).collect();
+        let first: Vec<&str> = selected
+            .iter()
+            .take(5)
+            .map(|(_, rule)| rule.name.as_str())
+            .collect();
         return Err(CompileError::TooManyRules {
             port: key.to_string(),
             count: selected.len(),
@@ -271,13 +275,16 @@ fn rule_action(rule: &Rule, stat_id: u32, global_audit: bool) -> RuleAction {
         Action::RateLimit(limit) => {
             out.action = action::RATE_LIMIT;
             out.interval_ns = limit.rate.interval_ns();
-            out.burst_ns = out.interval_ns.saturating_mul(u64::from(limit.burst.max(1)));
+            out.burst_ns = out
+                .interval_ns
+                .saturating_mul(u64::from(limit.burst.max(1)));
             if limit.per == Per::Source {
                 out.flags |= rule_flag::PER_SOURCE;
                 if let Some((rate, burst)) = limit.total {
                     out.aggregate_interval_ns = rate.interval_ns();
-                    out.aggregate_burst_ns =
-                        out.aggregate_interval_ns.saturating_mul(u64::from(burst.max(1)));
+                    out.aggregate_burst_ns = out
+                        .aggregate_interval_ns
+                        .saturating_mul(u64::from(burst.max(1)));
                 }
             }
         }

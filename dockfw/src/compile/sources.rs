@@ -97,7 +97,9 @@ pub fn build(family: Family, rules: &[&SourceMatch]) -> SourceTable {
         }
         let (inherited_from, inherited_not, parent_bits) = stack
             .last()
-            .map_or((0, 0, default_bits), |(_, from, not, bits)| (*from, *not, *bits));
+            .map_or((0, 0, default_bits), |(_, from, not, bits)| {
+                (*from, *not, *bits)
+            });
         let in_from = inherited_from | own_from;
         let in_not = inherited_not | own_not;
         let bits = (from_free | in_from) & !in_not & all_rules;
@@ -156,7 +158,11 @@ mod tests {
                     .enumerate()
                     .filter(|(_, rule)| rule.matches(&addr))
                     .fold(0u32, |bits, (bit, _)| bits | 1 << bit);
-                assert_eq!(lookup(&table, &addr), expected, "source {probe}, table {table:?}");
+                assert_eq!(
+                    lookup(&table, &addr),
+                    expected,
+                    "source {probe}, table {table:?}"
+                );
             }
         }
     }
@@ -175,9 +181,20 @@ mod tests {
         check(
             &rules,
             &[
-                "10.0.0.1", "10.1.0.1", "10.1.2.3", "10.1.2.4", "11.0.0.1", "192.0.2.1",
-                "192.0.2.2", "0.0.0.0", "255.255.255.255", "2001:db8::1", "2001:db8:1::1",
-                "2001:db8:1:2::1", "2001:db9::1", "::",
+                "10.0.0.1",
+                "10.1.0.1",
+                "10.1.2.3",
+                "10.1.2.4",
+                "11.0.0.1",
+                "192.0.2.1",
+                "192.0.2.2",
+                "0.0.0.0",
+                "255.255.255.255",
+                "2001:db8::1",
+                "2001:db8:1::1",
+                "2001:db8:1:2::1",
+                "2001:db9::1",
+                "::",
             ],
         );
     }
@@ -206,9 +223,14 @@ mod tests {
                 let mut pick = |count: u64| -> Vec<String> {
                     (0..next() % count)
                         .map(|_| {
-                            let addr = std::net::Ipv4Addr::from(0x0a00_0000 | (next() as u32 & 0x00ff_ffff));
+                            let addr = std::net::Ipv4Addr::from(
+                                0x0a00_0000 | (next() as u32 & 0x00ff_ffff),
+                            );
                             let len = 8 + next() % 25;
-                            IpNet::new(IpAddr::V4(addr), len as u8).unwrap().trunc().to_string()
+                            IpNet::new(IpAddr::V4(addr), len as u8)
+                                .unwrap()
+                                .trunc()
+                                .to_string()
                         })
                         .collect()
                 };
@@ -220,7 +242,10 @@ mod tests {
                 rules.push(matcher(positive.then_some(&from_refs[..]), &not_refs));
             }
             let mut probes: Vec<String> = (0..50)
-                .map(|_| std::net::Ipv4Addr::from(0x0a00_0000 | (next() as u32 & 0x00ff_ffff)).to_string())
+                .map(|_| {
+                    std::net::Ipv4Addr::from(0x0a00_0000 | (next() as u32 & 0x00ff_ffff))
+                        .to_string()
+                })
                 .collect();
             // The edges of every listed prefix, where mistakes would show.
             for rule in &rules {

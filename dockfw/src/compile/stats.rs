@@ -25,9 +25,10 @@ impl StatOwner {
     /// The port the statistic belongs to.
     pub fn key(&self) -> &BindingKey {
         match self {
-            Self::Unmatched(key) | Self::Banned(key) | Self::Fragments(key) | Self::Rule(key, _) => {
-                key
-            }
+            Self::Unmatched(key)
+            | Self::Banned(key)
+            | Self::Fragments(key)
+            | Self::Rule(key, _) => key,
         }
     }
 }
@@ -126,12 +127,19 @@ mod pairs {
 
     use super::StatOwner;
 
-    pub fn serialize<S: Serializer>(map: &BTreeMap<StatOwner, u32>, serializer: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<StatOwner, u32>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         map.iter().collect::<Vec<_>>().serialize(serializer)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<StatOwner, u32>, D::Error> {
-        Ok(Vec::<(StatOwner, u32)>::deserialize(deserializer)?.into_iter().collect())
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<StatOwner, u32>, D::Error> {
+        Ok(Vec::<(StatOwner, u32)>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
     }
 }
 
@@ -156,12 +164,17 @@ mod tests {
         let b = registry.assign(StatOwner::Banned(key(80)), 10).unwrap();
         assert_ne!(a, 0);
         assert_ne!(a, b);
-        assert_eq!(registry.assign(StatOwner::Unmatched(key(80)), 10).unwrap(), a);
+        assert_eq!(
+            registry.assign(StatOwner::Unmatched(key(80)), 10).unwrap(),
+            a
+        );
         assert_eq!(registry.take_fresh(), vec![a, b]);
 
         let keep = BTreeSet::from([StatOwner::Banned(key(80))]);
         registry.retain(&keep);
-        let c = registry.assign(StatOwner::Rule(key(81), "r".into()), 10).unwrap();
+        let c = registry
+            .assign(StatOwner::Rule(key(81), "r".into()), 10)
+            .unwrap();
         assert_eq!(c, a, "a released id is reused");
         assert_eq!(registry.take_fresh(), vec![c], "and reported fresh");
     }
@@ -169,11 +182,16 @@ mod tests {
     #[test]
     fn the_registry_round_trips_through_json() {
         let mut registry = StatRegistry::default();
-        registry.assign(StatOwner::Rule(key(80), "r".into()), 10).unwrap();
+        registry
+            .assign(StatOwner::Rule(key(80), "r".into()), 10)
+            .unwrap();
         registry.assign(StatOwner::Banned(key(81)), 10).unwrap();
         registry.take_fresh();
         let json = serde_json::to_string(&registry).unwrap();
-        assert_eq!(serde_json::from_str::<StatRegistry>(&json).unwrap(), registry);
+        assert_eq!(
+            serde_json::from_str::<StatRegistry>(&json).unwrap(),
+            registry
+        );
     }
 
     #[test]

@@ -45,13 +45,21 @@ struct Packet {
 
 /// The rule the spec says matches: the first rule, in order, whose every
 /// condition holds.
-fn reference(policy: &Policy, port: &PublishedPort, packet: &Packet, ifaces: &BTreeMap<String, u32>) -> Option<usize> {
+fn reference(
+    policy: &Policy,
+    port: &PublishedPort,
+    packet: &Packet,
+    ifaces: &BTreeMap<String, u32>,
+) -> Option<usize> {
     policy.rules.iter().position(|rule| {
         let tcp = port.key.proto == Proto::Tcp;
         applies(rule, port)
             && rule.sources.matches(&packet.src)
             && (rule.ifaces.is_empty()
-                || rule.ifaces.iter().any(|name| ifaces.get(name) == Some(&packet.ifindex)))
+                || rule
+                    .ifaces
+                    .iter()
+                    .any(|name| ifaces.get(name) == Some(&packet.ifindex)))
             && (!rule.syn_only || (tcp && is_syn(packet.flags)))
             && rule
                 .source_ports
@@ -112,14 +120,18 @@ impl Rng {
     }
 
     fn addr(&mut self) -> IpAddr {
-        IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 | (self.next() as u32 & 0x0003_ffff)))
+        IpAddr::V4(std::net::Ipv4Addr::from(
+            0x0a00_0000 | (self.next() as u32 & 0x0003_ffff),
+        ))
     }
 
     fn nets(&mut self, count: u64) -> Vec<ipnet::IpNet> {
         (0..self.below(count))
             .map(|_| {
                 let len = 14 + self.below(19) as u8;
-                ipnet::IpNet::new(self.addr(), len).map(|net| net.trunc()).unwrap()
+                ipnet::IpNet::new(self.addr(), len)
+                    .map(|net| net.trunc())
+                    .unwrap()
             })
             .collect()
     }
@@ -139,7 +151,11 @@ fn random_rule(rng: &mut Rng, index: usize) -> Rule {
     let mut rule = Rule::new(format!("r{index}"), origin(), action);
     if rng.below(2) == 0 {
         rule.ports.ports = vec![PortSpec {
-            proto: if rng.below(2) == 0 { Proto::Tcp } else { Proto::Udp },
+            proto: if rng.below(2) == 0 {
+                Proto::Tcp
+            } else {
+                Proto::Udp
+            },
             low: 80,
             high: 80 + rng.below(3) as u16,
         }];
@@ -179,7 +195,9 @@ fn compiled_bitmaps_pick_the_same_rule_as_the_spec() {
     ];
     for _ in 0..300 {
         let policy = Policy {
-            rules: (0..rng.below(12) as usize).map(|i| random_rule(&mut rng, i)).collect(),
+            rules: (0..rng.below(12) as usize)
+                .map(|i| random_rule(&mut rng, i))
+                .collect(),
             fragments: FragmentAction::Pass,
         };
         let input = CompileInput {
@@ -212,7 +230,9 @@ fn compiled_bitmaps_pick_the_same_rule_as_the_spec() {
 #[test]
 fn more_than_32_rules_on_a_port_is_an_error_naming_it() {
     let policy = Policy {
-        rules: (0..33).map(|i| Rule::new(format!("r{i}"), origin(), Action::Drop)).collect(),
+        rules: (0..33)
+            .map(|i| Rule::new(format!("r{i}"), origin(), Action::Drop))
+            .collect(),
         fragments: FragmentAction::Pass,
     };
     let ports = [port(Proto::Tcp, 80, "web")];
@@ -225,7 +245,10 @@ fn more_than_32_rules_on_a_port_is_an_error_naming_it() {
     };
     let error = compile(&input, &mut StatRegistry::default()).unwrap_err();
     let message = error.to_string();
-    assert!(message.contains("33 rules") && message.contains("80/tcp"), "{message}");
+    assert!(
+        message.contains("33 rules") && message.contains("80/tcp"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -261,7 +284,11 @@ fn rate_limits_audit_and_fragments_are_encoded() {
     assert_eq!(action.aggregate_interval_ns, 200_000);
     assert_eq!(action.aggregate_burst_ns, 10_000 * 200_000);
     assert_eq!(action.flags & rule_flag::PER_SOURCE, rule_flag::PER_SOURCE);
-    assert_eq!(action.flags & rule_flag::AUDIT, rule_flag::AUDIT, "global audit marks rules");
+    assert_eq!(
+        action.flags & rule_flag::AUDIT,
+        rule_flag::AUDIT,
+        "global audit marks rules"
+    );
     assert_ne!(port.policy.flags & port_flag::AUDIT, 0, "and ports");
     assert_ne!(port.policy.flags & port_flag::FRAGMENTS_DROP, 0);
 }
@@ -290,7 +317,10 @@ fn statistic_ids_survive_recompiles_and_are_released() {
     assert_eq!(first, again, "same input, same ids");
     assert!(registry.take_fresh().is_empty());
     compile_with(&both[..1], &mut registry);
-    assert!(registry.get(&StatOwner::Unmatched(both[1].key)).is_none(), "released");
+    assert!(
+        registry.get(&StatOwner::Unmatched(both[1].key)).is_none(),
+        "released"
+    );
 }
 
 #[test]

@@ -62,6 +62,8 @@ pub fn request(run_dir: &Path, request: &Request) -> Result<Response, ClientErro
     line.push('\n');
     (&stream).write_all(line.as_bytes()).map_err(io_error)?;
     let mut answer = String::new();
-    BufReader::new(&stream).read_line(&mut answer).map_err(io_error)?;
+    BufReader::new(&stream)
+        .read_line(&mut answer)
+        .map_err(io_error)?;
     Ok(serde_json::from_str(&answer)?)
 }

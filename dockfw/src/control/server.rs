@@ -2,8 +2,7 @@
 //! request each and forwards it to the daemon's loop, which owns all state.
 
 use std::{
-    fs,
-    io,
+    fs, io,
     os::unix::fs::{DirBuilderExt, PermissionsExt},
     path::{Path, PathBuf},
 };
@@ -26,7 +25,10 @@ const MAX_REQUEST: usize = 64 * 1024;
 /// Creates the run directory (0700) and binds the socket (0600). A stale
 /// socket from a dead daemon is replaced; a live one is an error.
 pub fn bind(run_dir: &Path) -> io::Result<(UnixListener, PathBuf)> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(run_dir)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(run_dir)?;
     fs::set_permissions(run_dir, fs::Permissions::from_mode(0o700))?;
     let path = run_dir.join(SOCKET_NAME);
     if path.exists() {
@@ -65,7 +67,9 @@ pub async fn serve(listener: UnixListener, requests: mpsc::Sender<Envelope>) {
 async fn handle(stream: UnixStream, requests: mpsc::Sender<Envelope>) -> io::Result<()> {
     let (reader, mut writer) = stream.into_split();
     let mut line = String::new();
-    let read = BufReader::new(reader.take(MAX_REQUEST as u64)).read_line(&mut line).await?;
+    let read = BufReader::new(reader.take(MAX_REQUEST as u64))
+        .read_line(&mut line)
+        .await?;
     let response = if read == 0 {
         return Ok(());
     } else {

@@ -81,7 +81,9 @@ impl Engine {
     /// never loses Docker sync, bans or the control socket over a typo.
     pub fn start(config: EngineConfig) -> Result<Self, DaemonError> {
         let readopting = config.pin_dir.as_deref().is_some_and(|dir| {
-            crate::dataplane::load::maps_pin_dir(dir).join(dockfw_common::CONFIG_MAP).exists()
+            crate::dataplane::load::maps_pin_dir(dir)
+                .join(dockfw_common::CONFIG_MAP)
+                .exists()
         });
         let mut source = PolicySource::new(config.policy_file.clone());
         let mut last_error = None;
@@ -105,7 +107,10 @@ impl Engine {
             .maps
             .config
             .set(0, current, 0)
-            .map_err(|source| DaemonError::Map { what: "writing the configuration", source })?;
+            .map_err(|source| DaemonError::Map {
+                what: "writing the configuration",
+                source,
+            })?;
         let bans = read_bans(&dataplane.maps)?;
         // Rewrite the summary from the tries: a previous run may have died
         // between the two.
@@ -119,7 +124,13 @@ impl Engine {
         let mut attachments = Vec::new();
         let mut ifaces = BTreeMap::new();
         for iface in &config.ifaces {
-            let attachment = attach(&mut dataplane, iface, config.mode, config.pin_dir.as_deref(), config.force)?;
+            let attachment = attach(
+                &mut dataplane,
+                iface,
+                config.mode,
+                config.pin_dir.as_deref(),
+                config.force,
+            )?;
             ifaces.insert(iface.clone(), attachment.ifindex);
             attachments.push(attachment);
         }
@@ -146,7 +157,11 @@ impl Engine {
 
     /// New published ports from Docker. `synced` = they come from a full
     /// sync (until then the previous generation stays in force).
-    pub fn set_ports(&mut self, ports: Vec<PublishedPort>, synced: bool) -> Result<(), DaemonError> {
+    pub fn set_ports(
+        &mut self,
+        ports: Vec<PublishedPort>,
+        synced: bool,
+    ) -> Result<(), DaemonError> {
         if !synced {
             return Ok(());
         }
@@ -188,10 +203,14 @@ impl Engine {
             return Ok(());
         }
         let policy = self.assemble();
-        let capacities = self.dataplane.maps.capacities().map_err(|source| DaemonError::Map {
-            what: "reading map capacities",
-            source,
-        })?;
+        let capacities = self
+            .dataplane
+            .maps
+            .capacities()
+            .map_err(|source| DaemonError::Map {
+                what: "reading map capacities",
+                source,
+            })?;
         let mut registry = self.registry.clone();
         let input = CompileInput {
             policy: &policy,
@@ -200,7 +219,8 @@ impl Engine {
             audit: self.config.audit,
             stats_capacity: capacities.stats,
         };
-        let compiled = compile(&input, &mut registry).map_err(|error| self.failed(error.to_string()))?;
+        let compiled =
+            compile(&input, &mut registry).map_err(|error| self.failed(error.to_string()))?;
         let fresh = registry.take_fresh();
         let applied = self
             .writer
@@ -241,7 +261,9 @@ impl Engine {
             }
             match rules_from_labels_with_sets(&port.container, self.source.sets()) {
                 Ok(rules) => label_rules.extend(rules),
-                Err(error) => warn!(container = %port.container.name, %error, "ignoring the container's dockfw labels"),
+                Err(error) => {
+                    warn!(container = %port.container.name, %error, "ignoring the container's dockfw labels")
+                }
             }
         }
         merge(file, label_rules)

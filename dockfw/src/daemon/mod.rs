@@ -100,10 +100,11 @@ pub async fn run(args: RunArgs) -> Result<(), DaemonError> {
         Some(url) => DockerHost::parse(url)?,
         None => DockerHost::from_env()?,
     };
-    let (listener, socket) = server::bind(&args.run_dir).map_err(|source| DaemonError::Control {
-        dir: args.run_dir.clone(),
-        source,
-    })?;
+    let (listener, socket) =
+        server::bind(&args.run_dir).map_err(|source| DaemonError::Control {
+            dir: args.run_dir.clone(),
+            source,
+        })?;
     let mut engine = Engine::start(engine_config(&args))?;
     if args.audit {
         warn!("audit mode: dockfw counts would-be drops and drops nothing");
@@ -172,7 +173,9 @@ pub async fn run(args: RunArgs) -> Result<(), DaemonError> {
 /// Handles one control request.
 fn answer(engine: &mut Engine, request: Request, docker: DockerStatus) -> Response {
     let result = match request {
-        Request::Ban { cidr, seconds } => engine.ban(cidr, seconds).map(|message| Response::Ok { message }),
+        Request::Ban { cidr, seconds } => engine
+            .ban(cidr, seconds)
+            .map(|message| Response::Ok { message }),
         Request::Unban { cidr } => engine.unban(cidr).map(|message| Response::Ok { message }),
         Request::Bans => Ok(Response::Bans {
             bans: engine.list_bans(),

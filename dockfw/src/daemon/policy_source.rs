@@ -71,17 +71,23 @@ impl PolicySource {
                 }
             }
         }
-        self.stamps = files.into_iter().map(|file| {
-            let seen = stamp(&file);
-            (file, seen)
-        }).collect();
+        self.stamps = files
+            .into_iter()
+            .map(|file| {
+                let seen = stamp(&file);
+                (file, seen)
+            })
+            .collect();
         self.loaded = Some(result?);
         Ok(())
     }
 
     /// The file's policy in force (empty without a file).
     pub fn policy(&self) -> Policy {
-        self.loaded.as_ref().map(|loaded| loaded.policy.clone()).unwrap_or_default()
+        self.loaded
+            .as_ref()
+            .map(|loaded| loaded.policy.clone())
+            .unwrap_or_default()
     }
 
     /// The file's named sets (labels may refer to them).

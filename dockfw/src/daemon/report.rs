@@ -45,7 +45,9 @@ impl Engine {
                                 index,
                                 name: rule.name.clone(),
                                 action: source.map_or("?", |rule| rule.action.name()).into(),
-                                origin: source.map(|rule| rule.origin.to_string()).unwrap_or_default(),
+                                origin: source
+                                    .map(|rule| rule.origin.to_string())
+                                    .unwrap_or_default(),
                                 audit: rule.action.flags & dockfw_common::rule_flag::AUDIT != 0,
                                 counters: stat(&StatOwner::Rule(key, rule.name.clone())),
                             }

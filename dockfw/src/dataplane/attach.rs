@@ -48,7 +48,9 @@ impl FromStr for RequestedMode {
             "native" => Ok(Self::Native),
             "generic" => Ok(Self::Generic),
             "tc" => Ok(Self::Tc),
-            other => Err(format!("unknown mode {other:?}: use auto, native, generic or tc")),
+            other => Err(format!(
+                "unknown mode {other:?}: use auto, native, generic or tc"
+            )),
         }
     }
 }
@@ -210,9 +212,14 @@ pub fn attach(
     force: bool,
 ) -> Result<Attachment, AttachError> {
     let ifindex = ifindex(iface).ok_or_else(|| AttachError::UnknownInterface(iface.into()))?;
-    let pinned = pin_dir.map(|dir| pinned_modes(dir, iface)).unwrap_or_default();
+    let pinned = pin_dir
+        .map(|dir| pinned_modes(dir, iface))
+        .unwrap_or_default();
 
-    if let (Some(dir), Some(mode)) = (pin_dir, pinned.iter().find(|mode| mode.satisfies(requested))) {
+    if let (Some(dir), Some(mode)) = (
+        pin_dir,
+        pinned.iter().find(|mode| mode.satisfies(requested)),
+    ) {
         let path = link_pin(dir, iface, *mode);
         adopt(dataplane, &path, *mode)?;
         info!(iface, mode = %mode, "re-adopted the pinned link; enforcement had no gap");
@@ -306,34 +313,51 @@ fn attach_fresh(
             XdpMode::Skb
         };
         let program = dataplane.xdp()?;
-        let id = program.attach(iface, xdp_mode).map_err(|source| classify_xdp_error(iface, mode, source))?;
-        let link = program.take_link(id).map_err(|source| AttachError::Attach {
-            iface: iface.into(),
-            mode,
-            source,
-        })?;
+        let id = program
+            .attach(iface, xdp_mode)
+            .map_err(|source| classify_xdp_error(iface, mode, source))?;
+        let link = program
+            .take_link(id)
+            .map_err(|source| AttachError::Attach {
+                iface: iface.into(),
+                mode,
+                source,
+            })?;
         FdLink::try_from(link).map_err(|source| AttachError::Link {
             path: PathBuf::from(iface),
             source,
         })
     };
-    let with_force = |dataplane: &mut Dataplane, mode: AttachMode| match attach_xdp(dataplane, mode) {
+    let with_force = |dataplane: &mut Dataplane, mode: AttachMode| match attach_xdp(dataplane, mode)
+    {
         Err(AttachError::Foreign { .. }) if force => {
-            warn!(iface, "--force: removing the XDP program another tool attached");
+            warn!(
+                iface,
+                "--force: removing the XDP program another tool attached"
+            );
             remove_foreign_xdp(iface)?;
             attach_xdp(dataplane, mode)
         }
         other => other,
     };
     match requested {
-        RequestedMode::Native => Ok((AttachMode::XdpNative, with_force(dataplane, AttachMode::XdpNative)?)),
-        RequestedMode::Generic => Ok((AttachMode::XdpGeneric, with_force(dataplane, AttachMode::XdpGeneric)?)),
+        RequestedMode::Native => Ok((
+            AttachMode::XdpNative,
+            with_force(dataplane, AttachMode::XdpNative)?,
+        )),
+        RequestedMode::Generic => Ok((
+            AttachMode::XdpGeneric,
+            with_force(dataplane, AttachMode::XdpGeneric)?,
+        )),
         RequestedMode::Auto => match with_force(dataplane, AttachMode::XdpNative) {
             Ok(link) => Ok((AttachMode::XdpNative, link)),
             Err(error @ AttachError::Foreign { .. }) => Err(error),
             Err(error) => {
                 warn!(iface, %error, "native XDP is not available here; falling back to generic XDP");
-                Ok((AttachMode::XdpGeneric, with_force(dataplane, AttachMode::XdpGeneric)?))
+                Ok((
+                    AttachMode::XdpGeneric,
+                    with_force(dataplane, AttachMode::XdpGeneric)?,
+                ))
             }
         },
         RequestedMode::Tc => {
@@ -343,7 +367,9 @@ fn attach_fresh(
                 mode: AttachMode::Tc,
                 source,
             };
-            let id = program.attach(iface, TcAttachType::Ingress).map_err(attach_error)?;
+            let id = program
+                .attach(iface, TcAttachType::Ingress)
+                .map_err(attach_error)?;
             let link = program.take_link(id).map_err(attach_error)?;
             let fd_link = FdLink::try_from(link).map_err(|source| AttachError::Link {
                 path: PathBuf::from(iface),
@@ -409,11 +435,13 @@ fn remove_link_pin(path: &Path) -> Result<(), AttachError> {
             drop(link);
             Ok(())
         }
-        Err(_) => fs::remove_file(path).or_else(ignore_not_found).map_err(|source| AttachError::Io {
-            action: "removing",
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(_) => fs::remove_file(path)
+            .or_else(ignore_not_found)
+            .map_err(|source| AttachError::Io {
+                action: "removing",
+                path: path.to_path_buf(),
+                source,
+            }),
     }
 }
 
@@ -456,7 +484,11 @@ pub fn detach_all(pin_dir: &Path) -> Result<Vec<String>, AttachError> {
         if let Ok(entries) = fs::read_dir(&dir) {
             for entry in entries.flatten() {
                 remove_link_pin(&entry.path())?;
-                let iface = entry.file_name().to_string_lossy().replace("%2E", ".").replace("%25", "%");
+                let iface = entry
+                    .file_name()
+                    .to_string_lossy()
+                    .replace("%2E", ".")
+                    .replace("%25", "%");
                 removed.push(format!("link {iface} ({})", mode.name()));
             }
         }
@@ -465,11 +497,13 @@ pub fn detach_all(pin_dir: &Path) -> Result<Vec<String>, AttachError> {
     let maps = super::load::maps_pin_dir(pin_dir);
     if let Ok(entries) = fs::read_dir(&maps) {
         for entry in entries.flatten() {
-            fs::remove_file(entry.path()).or_else(ignore_not_found).map_err(|source| AttachError::Io {
-                action: "removing",
-                path: entry.path(),
-                source,
-            })?;
+            fs::remove_file(entry.path())
+                .or_else(ignore_not_found)
+                .map_err(|source| AttachError::Io {
+                    action: "removing",
+                    path: entry.path(),
+                    source,
+                })?;
             removed.push(format!("map {}", entry.file_name().to_string_lossy()));
         }
     }

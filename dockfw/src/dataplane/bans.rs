@@ -40,11 +40,24 @@ pub fn read_bans(maps: &Maps) -> Result<BanSet, WriteError> {
 /// Checks that `bans` fits the tries.
 pub fn check_capacity(maps: &Maps, bans: &BanSet) -> Result<(), WriteError> {
     let capacities = maps.capacities().map_err(map_error("map info"))?;
-    let v4 = bans.iter().filter(|(net, _)| matches!(net, IpNet::V4(_))).count();
+    let v4 = bans
+        .iter()
+        .filter(|(net, _)| matches!(net, IpNet::V4(_)))
+        .count();
     let v6 = bans.len() - v4;
     for (what, map, needed, capacity) in [
-        ("IPv4 bans", dockfw_common::BANS_V4_MAP, v4, capacities.bans_v4),
-        ("IPv6 bans", dockfw_common::BANS_V6_MAP, v6, capacities.bans_v6),
+        (
+            "IPv4 bans",
+            dockfw_common::BANS_V4_MAP,
+            v4,
+            capacities.bans_v4,
+        ),
+        (
+            "IPv6 bans",
+            dockfw_common::BANS_V6_MAP,
+            v6,
+            capacities.bans_v6,
+        ),
     ] {
         if needed > capacity as usize {
             return Err(WriteError::Capacity {
@@ -117,23 +130,33 @@ fn insert(maps: &mut Maps, net: &IpNet, value: BanValue) -> Result<(), WriteErro
     match net {
         IpNet::V4(net) => maps
             .bans_v4
-            .insert(&Key::new(u32::from(net.prefix_len()), net.network().octets()), value, 0)
+            .insert(
+                &Key::new(u32::from(net.prefix_len()), net.network().octets()),
+                value,
+                0,
+            )
             .map_err(map_error(dockfw_common::BANS_V4_MAP)),
         IpNet::V6(net) => maps
             .bans_v6
-            .insert(&Key::new(u32::from(net.prefix_len()), net.network().octets()), value, 0)
+            .insert(
+                &Key::new(u32::from(net.prefix_len()), net.network().octets()),
+                value,
+                0,
+            )
             .map_err(map_error(dockfw_common::BANS_V6_MAP)),
     }
 }
 
 fn remove(maps: &mut Maps, net: &IpNet) -> Result<(), WriteError> {
     let result = match net {
-        IpNet::V4(net) => maps
-            .bans_v4
-            .remove(&Key::new(u32::from(net.prefix_len()), net.network().octets())),
-        IpNet::V6(net) => maps
-            .bans_v6
-            .remove(&Key::new(u32::from(net.prefix_len()), net.network().octets())),
+        IpNet::V4(net) => maps.bans_v4.remove(&Key::new(
+            u32::from(net.prefix_len()),
+            net.network().octets(),
+        )),
+        IpNet::V6(net) => maps.bans_v6.remove(&Key::new(
+            u32::from(net.prefix_len()),
+            net.network().octets(),
+        )),
     };
     match result {
         Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
@@ -168,7 +191,8 @@ fn write_flags(maps: &mut Maps, summary: &Summary) -> Result<(), WriteError> {
         .config
         .get(&0, 0)
         .map_err(map_error(dockfw_common::CONFIG_MAP))?;
-    let mut flags = config.flags & !(config_flag::BAN_LOOKUP_ALWAYS_V4 | config_flag::BAN_LOOKUP_ALWAYS_V6);
+    let mut flags =
+        config.flags & !(config_flag::BAN_LOOKUP_ALWAYS_V4 | config_flag::BAN_LOOKUP_ALWAYS_V6);
     if summary.always_v4 {
         flags |= config_flag::BAN_LOOKUP_ALWAYS_V4;
     }

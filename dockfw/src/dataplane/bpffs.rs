@@ -43,7 +43,9 @@ fn is_bpffs(path: &Path) -> bool {
 
 /// The nearest existing ancestor of `path` (or `path`).
 fn existing(path: &Path) -> &Path {
-    path.ancestors().find(|ancestor| ancestor.exists()).unwrap_or(path)
+    path.ancestors()
+        .find(|ancestor| ancestor.exists())
+        .unwrap_or(path)
 }
 
 /// Makes sure `pin_dir` can hold pins: it (or its nearest existing parent)
@@ -57,9 +59,15 @@ pub fn ensure_bpffs(pin_dir: &Path) -> Result<(), BpffsError> {
     if !pin_dir.starts_with(mount_point) || is_bpffs(mount_point) {
         return Err(BpffsError::NotBpffs(pin_dir.to_path_buf()));
     }
-    let source = CString::new("bpf").map_err(io::Error::other).map_err(BpffsError::Mount)?;
-    let target = CString::new(BPFFS_MOUNT).map_err(io::Error::other).map_err(BpffsError::Mount)?;
-    let options = CString::new("mode=0700").map_err(io::Error::other).map_err(BpffsError::Mount)?;
+    let source = CString::new("bpf")
+        .map_err(io::Error::other)
+        .map_err(BpffsError::Mount)?;
+    let target = CString::new(BPFFS_MOUNT)
+        .map_err(io::Error::other)
+        .map_err(BpffsError::Mount)?;
+    let options = CString::new("mode=0700")
+        .map_err(io::Error::other)
+        .map_err(BpffsError::Mount)?;
     // SAFETY: valid NUL-terminated strings; mount(2) has no other
     // preconditions.
     let rc = unsafe {

@@ -27,10 +27,12 @@ pub struct StatCounters {
 }
 
 fn sum(values: impl IntoIterator<Item = Counter>) -> Totals {
-    values.into_iter().fold(Totals::default(), |total, value| Totals {
-        packets: total.packets.wrapping_add(value.packets),
-        bytes: total.bytes.wrapping_add(value.bytes),
-    })
+    values
+        .into_iter()
+        .fold(Totals::default(), |total, value| Totals {
+            packets: total.packets.wrapping_add(value.packets),
+            bytes: total.bytes.wrapping_add(value.bytes),
+        })
 }
 
 /// One counter of a statistic id, summed over CPUs.
@@ -41,7 +43,7 @@ pub fn read_counter(maps: &Maps, stat_id: u32, outcome: u32) -> Result<Totals, M
 
 /// All outcomes of a statistic id.
 pub fn read_stat(maps: &Maps, stat_id: u32) -> Result<StatCounters, MapError> {
-    debug_assert!(OUTCOMES_PER_STAT > dockfw_common::outcome::AUDIT);
+    const { assert!(OUTCOMES_PER_STAT > dockfw_common::outcome::AUDIT) };
     Ok(StatCounters {
         passed: read_counter(maps, stat_id, dockfw_common::outcome::PASS)?,
         dropped: read_counter(maps, stat_id, dockfw_common::outcome::DROP)?,

@@ -16,9 +16,9 @@ use dockfw_common::{
     BAN_SUMMARY_V4_MAP, BAN_SUMMARY_V6_MAP, BANS_V4_MAP, BANS_V6_MAP, BanValue, CONFIG_MAP, Config,
     Counter, EVENT_BUDGET_MAP, EVENTS_MAP, FRAGS_MAP, FragKey, FragValue, GLOBAL_STATS_MAP,
     IFACE_MASKS_MAP, IfaceMaskKey, OUTCOMES_PER_STAT, PINNED_MAPS, POLICIES_MAP, PORT_ADDRS_MAP,
-    PORT_INDEX_MAP, PROG_TC, PROG_XDP, PortKey, PortPolicy, RATE_AGGREGATE_MAP,
-    RATE_SOURCES_MAP, RULE_SOURCES_V4_MAP, RULE_SOURCES_V6_MAP, RULES_MAP, RateKey, RuleAction,
-    STATS_MAP, SourceKeyV4, SourceKeyV6, TRACE_MAP, TRACE_MODE_GLOBAL, TraceRecord, capacity,
+    PORT_INDEX_MAP, PROG_TC, PROG_XDP, PortKey, PortPolicy, RATE_AGGREGATE_MAP, RATE_SOURCES_MAP,
+    RULE_SOURCES_V4_MAP, RULE_SOURCES_V6_MAP, RULES_MAP, RateKey, RuleAction, STATS_MAP,
+    SourceKeyV4, SourceKeyV6, TRACE_MAP, TRACE_MODE_GLOBAL, TraceRecord, capacity,
 };
 
 /// Map capacities (`max_entries`). They apply when a map is created; a
@@ -212,7 +212,10 @@ impl Dataplane {
             .map_max_entries(RATE_SOURCES_MAP, capacities.rate_sources)
             .map_max_entries(RATE_AGGREGATE_MAP, capacities.stats)
             .map_max_entries(EVENT_BUDGET_MAP, capacities.stats)
-            .map_max_entries(STATS_MAP, capacities.stats.saturating_mul(OUTCOMES_PER_STAT))
+            .map_max_entries(
+                STATS_MAP,
+                capacities.stats.saturating_mul(OUTCOMES_PER_STAT),
+            )
             .map_max_entries(FRAGS_MAP, capacities.frags);
         let trace_flag: u8 = u8::from(options.trace);
         loader.override_global(TRACE_MODE_GLOBAL, &trace_flag, true);
@@ -235,14 +238,20 @@ impl Dataplane {
         let mut ebpf = loader.load(object).map_err(LoadError::Object)?;
         let maps = Maps::take(&mut ebpf)?;
         let mut dataplane = Self { ebpf, maps };
-        dataplane.xdp_program_mut()?.load().map_err(|source| LoadError::Program {
-            name: PROG_XDP,
-            source,
-        })?;
-        dataplane.tc_program_mut()?.load().map_err(|source| LoadError::Program {
-            name: PROG_TC,
-            source,
-        })?;
+        dataplane
+            .xdp_program_mut()?
+            .load()
+            .map_err(|source| LoadError::Program {
+                name: PROG_XDP,
+                source,
+            })?;
+        dataplane
+            .tc_program_mut()?
+            .load()
+            .map_err(|source| LoadError::Program {
+                name: PROG_TC,
+                source,
+            })?;
         Ok(dataplane)
     }
 
@@ -295,7 +304,9 @@ impl Maps {
         for name in PINNED_MAPS {
             loader.map_pin_path(name, dir.join(name));
         }
-        let mut ebpf = loader.load(crate::ebpf::OBJECT).map_err(LoadError::Object)?;
+        let mut ebpf = loader
+            .load(crate::ebpf::OBJECT)
+            .map_err(LoadError::Object)?;
         Self::take(&mut ebpf)
     }
 

@@ -8,6 +8,6 @@ pub mod load;
 pub mod testrun;
 pub mod writer;
 
-pub use load::{Capacities, Dataplane, LoadError, LoadOptions, Maps};
 pub use attach::{AttachError, AttachMode, Attachment, RequestedMode};
+pub use load::{Capacities, Dataplane, LoadError, LoadOptions, Maps};
 pub use writer::{Applied, GenerationWriter, Placement, WriteError};

@@ -157,7 +157,9 @@ impl GenerationWriter {
             active_generation: next,
             ..config
         };
-        maps.config.set(0, flipped, 0).map_err(map_error("DFW_CONFIG"))?;
+        maps.config
+            .set(0, flipped, 0)
+            .map_err(map_error("DFW_CONFIG"))?;
         self.last_flip = Some(Instant::now());
         Ok(Applied {
             generation: next,
@@ -179,7 +181,7 @@ struct Plan {
 impl Plan {
     fn new(compiled: &CompiledPolicy, generation: u32, capacities: &Capacities) -> Self {
         // Generation 0 starts at index 1: index 0 means "none".
-        let mut slot = generation_base(capacities.policies, generation).max(1);
+        let first_slot = generation_base(capacities.policies, generation).max(1);
         let mut rule_base = generation_base(capacities.rules, generation);
         let mut plan = Self {
             placements: Vec::with_capacity(compiled.ports.len()),
@@ -189,13 +191,12 @@ impl Plan {
             iface_masks: 0,
             rules: 0,
         };
-        for port in &compiled.ports {
+        for (slot, port) in (first_slot..).zip(&compiled.ports) {
             plan.placements.push(Placement {
                 key: port.port.key,
                 slot,
                 rule_base,
             });
-            slot += 1;
             rule_base += port.rules.len() as u32;
             plan.rules += port.rules.len();
             plan.port_addrs += usize::from(port.port.key.addr.is_some());
@@ -409,10 +410,16 @@ fn clear(maps: &mut Maps, contents: &Contents) -> Result<(), WriteError> {
         ignore_missing(maps.port_addrs.remove(key), dockfw_common::PORT_ADDRS_MAP)?;
     }
     for key in &contents.sources_v4 {
-        ignore_missing(maps.rule_sources_v4.remove(key), dockfw_common::RULE_SOURCES_V4_MAP)?;
+        ignore_missing(
+            maps.rule_sources_v4.remove(key),
+            dockfw_common::RULE_SOURCES_V4_MAP,
+        )?;
     }
     for key in &contents.sources_v6 {
-        ignore_missing(maps.rule_sources_v6.remove(key), dockfw_common::RULE_SOURCES_V6_MAP)?;
+        ignore_missing(
+            maps.rule_sources_v6.remove(key),
+            dockfw_common::RULE_SOURCES_V6_MAP,
+        )?;
     }
     for key in &contents.iface_masks {
         ignore_missing(maps.iface_masks.remove(key), dockfw_common::IFACE_MASKS_MAP)?;
@@ -431,7 +438,12 @@ fn ignore_missing(result: Result<(), MapError>, map: &'static str) -> Result<(),
 /// pins, when this process did not write it).
 fn scan(maps: &Maps, generation: u32, capacities: &Capacities) -> Result<Contents, WriteError> {
     let mut contents = Contents::default();
-    let first = port_index(generation, dockfw_common::family::V4, dockfw_common::proto::TCP, 0);
+    let first = port_index(
+        generation,
+        dockfw_common::family::V4,
+        dockfw_common::proto::TCP,
+        0,
+    );
     let count = dockfw_common::PORT_INDEX_ENTRIES / 2;
     for index in first..first + count {
         let value = maps
@@ -484,12 +496,13 @@ fn zero_stats(maps: &mut Maps, ids: &[u32]) -> Result<(), WriteError> {
     })?;
     for id in ids {
         for outcome in 0..OUTCOMES_PER_STAT {
-            let zeros = PerCpuValues::try_from(vec![Counter::default(); cpus]).map_err(
-                |io_error| WriteError::Map {
-                    map: dockfw_common::STATS_MAP,
-                    source: MapError::IoError(io_error),
-                },
-            )?;
+            let zeros =
+                PerCpuValues::try_from(vec![Counter::default(); cpus]).map_err(|io_error| {
+                    WriteError::Map {
+                        map: dockfw_common::STATS_MAP,
+                        source: MapError::IoError(io_error),
+                    }
+                })?;
             maps.stats
                 .set(stat_index(*id, outcome), zeros, 0)
                 .map_err(map_error(dockfw_common::STATS_MAP))?;

@@ -6,7 +6,7 @@ pub mod policy;
 pub mod ports;
 
 pub use policy::{
-    Action, Per, Policy, Rate, RateLimit, Rule, RuleOrigin, SourceMatch, PortSelector, PortSpec,
-    FragmentAction,
+    Action, FragmentAction, Per, Policy, PortSelector, PortSpec, Rate, RateLimit, Rule, RuleOrigin,
+    SourceMatch,
 };
 pub use ports::{BindingKey, ContainerRef, Family, Proto, PublishedPort};

@@ -100,7 +100,9 @@ impl FromStr for PortSpec {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let (ports, proto) = text.split_once('/').ok_or_else(|| {
-            format!("port {text:?} needs a protocol: \"PORT/tcp\", \"PORT/udp\" or \"LOW-HIGH/tcp\"")
+            format!(
+                "port {text:?} needs a protocol: \"PORT/tcp\", \"PORT/udp\" or \"LOW-HIGH/tcp\""
+            )
         })?;
         let proto: Proto = proto.parse()?;
         let parse = |port: &str| -> Result<u16, String> {
@@ -227,13 +229,14 @@ impl FromStr for Rate {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let usage = || {
-            format!("rate {text:?} is not COUNT/UNIT (e.g. \"200/s\", \"30/m\", \"1000/h\")")
-        };
+        let usage =
+            || format!("rate {text:?} is not COUNT/UNIT (e.g. \"200/s\", \"30/m\", \"1000/h\")");
         let (count, unit) = text.trim().split_once('/').ok_or_else(usage)?;
         let count: u64 = count.trim().parse().map_err(|_| usage())?;
         if count == 0 {
-            return Err(format!("rate {text:?} is zero; use action = \"drop\" instead"));
+            return Err(format!(
+                "rate {text:?} is zero; use action = \"drop\" instead"
+            ));
         }
         let per_ns = match unit.trim() {
             "s" | "sec" | "second" => NS_PER_SECOND,
