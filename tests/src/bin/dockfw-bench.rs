@@ -1,0 +1,47 @@
+//! `dockfw-bench`: dockfw's benchmark harness, run by `cargo xtask bench`.
+//!
+//! - `micro`: BPF_PROG_TEST_RUN cost per packet of dockfw's XDP program
+//!   against a drop-everything floor and xdp-filter, built and measured in
+//!   one run (see [`bench::micro`]).
+//! - `macro`: veth floods against netfilter baselines (not written yet).
+//!
+//! Benchmarks report, they do not judge: a missed target prints `MISS` and
+//! the exit code stays 0. Only a benchmark that cannot run (not root, a
+//! setup step failing, a variant taking the wrong path) exits non-zero.
+
+// The modules live under `tests/src/bench/`, outside the library: they are
+// the benchmark binary's own code, not helpers for the test tiers.
+#[path = "../bench/mod.rs"]
+mod bench;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: dockfw-bench <micro|macro> [OPTIONS]
+
+  micro  BPF_PROG_TEST_RUN micro benchmark (dockfw vs floor vs xdp-filter)
+  macro  veth flood benchmark (not implemented yet)
+
+`dockfw-bench micro --help` lists the micro benchmark's options.";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let command = args.next();
+    let rest: Vec<String> = args.collect();
+    match command.as_deref() {
+        Some("micro") => bench::micro::main(&rest),
+        Some("macro") => bench::macro_not_implemented(),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("dockfw-bench: unknown command {other:?}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+        None => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
