@@ -65,24 +65,40 @@ pub const fn generation_base(capacity: u32, generation: u32) -> u32 {
     (generation & 1) * (capacity / 2)
 }
 
-/// Words of a ban summary bitmap (2^24 bits).
-pub const BAN_SUMMARY_WORDS: u32 = 1 << 18;
+/// Words of a one-bit-per-bucket summary bitmap (2^24 buckets: an IPv4 /24,
+/// or a hashed IPv6 /32). A clear bit means "no stored prefix intersects this
+/// bucket": the lookup it guards can be skipped.
+pub const SUMMARY_WORDS: u32 = 1 << 18;
 
-/// Bit of the IPv4 ban summary for a source address (host order value):
-/// its /24.
+/// Words of the IPv4 ban states: two bits per /24 ([`ban_state`]).
+pub const BAN_STATE_WORDS_V4: u32 = 1 << 19;
+
+/// What the IPv4 ban state of a /24 says.
+pub mod ban_state {
+    /// No ban touches this /24.
+    pub const NONE: u64 = 0;
+    /// Every address of the /24 is banned for good.
+    pub const BANNED: u64 = 1;
+    /// Some addresses are banned: see the /24's [`crate::Ban24`] entry.
+    pub const PARTIAL: u64 = 2;
+    /// Ask the ban trie (timed bans too wide for per-/24 entries).
+    pub const EXACT: u64 = 3;
+}
+
+/// Summary bucket of an IPv4 address (host order value): its /24.
 #[inline(always)]
-pub const fn ban_summary_bit_v4(addr: u32) -> u32 {
+pub const fn summary_bucket_v4(addr: u32) -> u32 {
     addr >> 8
 }
 
-/// Bit of the IPv6 ban summary for the first 32 bits of a source address
-/// (host order value): a multiplicative hash to 24 bits.
+/// Summary bucket of an IPv6 address from its first 32 bits (host order
+/// value): a multiplicative hash to 24 bits.
 #[inline(always)]
-pub const fn ban_summary_bit_v6(prefix32: u32) -> u32 {
+pub const fn summary_bucket_v6(prefix32: u32) -> u32 {
     prefix32.wrapping_mul(0x9e37_79b1) >> 8
 }
 
-/// Counters per statistic id: one per [`Outcome`].
+/// Counters per statistic id: one per [`outcome`](types::outcome).
 pub const OUTCOMES_PER_STAT: u32 = 4;
 
 /// A statistic id that is never allocated; a rule with this id counts nothing.

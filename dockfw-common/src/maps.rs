@@ -23,12 +23,21 @@ pub const RULES_MAP: &str = "DFW_RULES";
 pub const BANS_V4_MAP: &str = "DFW_BANS_V4";
 /// `LpmTrie<[u8; 16], BanValue>`: banned IPv6 sources.
 pub const BANS_V6_MAP: &str = "DFW_BANS_V6";
-/// `Array<u64>`: bitmap over IPv4 /24s that some ban intersects; a clear bit
-/// skips the ban lookup. See [`crate::ban_summary_bit_v4`].
-pub const BAN_SUMMARY_V4_MAP: &str = "DFW_BANSUM_V4";
-/// `Array<u64>`: bitmap over a hash of IPv6 /32s that some ban intersects.
-/// See [`crate::ban_summary_bit_v6`].
+/// `Array<u64>`: the IPv4 ban state of every /24, two bits each
+/// ([`crate::ban_state`]): most packets are decided here, in one inlined
+/// array lookup whatever the number of bans.
+pub const BAN_STATES_V4_MAP: &str = "DFW_BANSTATE_V4";
+/// `HashMap<u32, Ban24>`: the banned addresses of /24s in state
+/// [`crate::ban_state::PARTIAL`], keyed by the /24 (address >> 8).
+pub const BAN24_MAP: &str = "DFW_BAN24";
+/// `Array<u64>`: summary bitmap over hashed IPv6 /32s that some ban
+/// intersects ([`crate::summary_bucket_v6`]); a clear bit skips the trie.
 pub const BAN_SUMMARY_V6_MAP: &str = "DFW_BANSUM_V6";
+/// `Array<u64>`: summary bitmap over IPv4 /24s that some rule source prefix
+/// (of either generation) intersects; a clear bit skips the source trie.
+pub const RULE_SOURCE_SUMMARY_V4_MAP: &str = "DFW_RSUM_V4";
+/// `Array<u64>`: the same over hashed IPv6 /32s.
+pub const RULE_SOURCE_SUMMARY_V6_MAP: &str = "DFW_RSUM_V6";
 /// `LpmTrie<SourceKeyV4, u32>`: per-slot rule bitmaps by IPv4 source prefix.
 pub const RULE_SOURCES_V4_MAP: &str = "DFW_RSRC_V4";
 /// `LpmTrie<SourceKeyV6, u32>`: per-slot rule bitmaps by IPv6 source prefix.
@@ -70,8 +79,11 @@ pub const PINNED_MAPS: &[&str] = &[
     RULES_MAP,
     BANS_V4_MAP,
     BANS_V6_MAP,
-    BAN_SUMMARY_V4_MAP,
+    BAN_STATES_V4_MAP,
+    BAN24_MAP,
     BAN_SUMMARY_V6_MAP,
+    RULE_SOURCE_SUMMARY_V4_MAP,
+    RULE_SOURCE_SUMMARY_V6_MAP,
     RULE_SOURCES_V4_MAP,
     RULE_SOURCES_V6_MAP,
     IFACE_MASKS_MAP,
@@ -98,6 +110,8 @@ pub mod capacity {
     pub const BANS_V4: u32 = 1_048_576;
     /// Banned IPv6 prefixes.
     pub const BANS_V6: u32 = 262_144;
+    /// IPv4 /24s with partially banned addresses.
+    pub const BAN24: u32 = 1_048_576;
     /// Source prefixes of rules, both generations together, IPv4.
     pub const RULE_SOURCES_V4: u32 = 262_144;
     /// Source prefixes of rules, both generations together, IPv6.

@@ -53,11 +53,15 @@ pub mod port_flag {
 
 /// Global flags ([`Config::flags`]).
 pub mod config_flag {
-    /// Some IPv4 ban is too short for the summary bitmap to be exact about
-    /// it: always consult the ban trie.
-    pub const BAN_LOOKUP_ALWAYS_V4: u32 = 1 << 0;
-    /// Some IPv6 ban is shorter than /24: always consult the ban trie.
+    /// Some IPv6 ban is shorter than /24 (too wide for the hashed summary):
+    /// always consult the ban trie.
     pub const BAN_LOOKUP_ALWAYS_V6: u32 = 1 << 1;
+    /// Some IPv4 rule source prefix is too wide for the summary: always
+    /// consult the source trie (never set: /24 buckets cover any prefix).
+    pub const SOURCE_LOOKUP_ALWAYS_V4: u32 = 1 << 2;
+    /// Some IPv6 rule source prefix is shorter than /24: always consult the
+    /// source trie.
+    pub const SOURCE_LOOKUP_ALWAYS_V6: u32 = 1 << 3;
 }
 
 /// Outcome of a counted decision; the counter is
@@ -162,6 +166,18 @@ pub struct BanValue {
     pub expires_ns: u64,
     /// This ban's own expiry (user space bookkeeping; `u64::MAX` = never).
     pub own_expires_ns: u64,
+}
+
+/// Value of [`crate::BAN24_MAP`]: the banned addresses of one IPv4 /24.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ban24 {
+    /// Bit `host` (the address's last byte) set = banned.
+    pub bits: [u64; 4],
+    /// The earliest expiry among the bans that set bits here (`u64::MAX` =
+    /// none expire). Past it, the data plane asks the ban trie, which is
+    /// exact, until user space rewrites the entry.
+    pub expires_ns: u64,
 }
 
 /// Key of [`crate::PORT_ADDRS_MAP`]: a host port published on a specific
@@ -434,6 +450,7 @@ macro_rules! assert_size {
 
 assert_size!(Config, 24);
 assert_size!(BanValue, 16);
+assert_size!(Ban24, 40);
 assert_size!(PortKey, 24);
 assert_size!(RuleAction, 48);
 assert_size!(PortPolicy, 40);
@@ -455,6 +472,7 @@ mod pod {
     // no implicit padding (sizes asserted above equal the sum of the fields).
     unsafe impl aya::Pod for Config {}
     unsafe impl aya::Pod for BanValue {}
+    unsafe impl aya::Pod for Ban24 {}
     unsafe impl aya::Pod for PortKey {}
     unsafe impl aya::Pod for RuleAction {}
     unsafe impl aya::Pod for PortPolicy {}

@@ -1,13 +1,15 @@
 //! Act: count the decision, sample drop events, or (in a trace instance)
 //! record the decision instead of touching any shared state.
 
-use aya_ebpf::{Global, helpers::bpf_ktime_get_ns};
+use aya_ebpf::Global;
 use dockfw_common::{Counter, DropEvent, STAT_NONE, TraceRecord, outcome, stat_index};
 
 use crate::{
-    classify::{Decision, address_bytes, gcra_next},
+    classify::{Decision, address_bytes},
+    clock::Clock,
     maps::{DFW_CONFIG, DFW_EVBUDGET, DFW_EVENTS, DFW_GSTATS, DFW_STATS, DFW_TRACE},
     parse::Packet,
+    ratelimit::gcra_next,
 };
 
 /// Set to 1 at load time by `dockfw trace`: this instance records its one
@@ -44,7 +46,7 @@ pub fn count_global(reason: u8, bytes: u64) {
 
 /// Counts a classified packet and samples an event for drops.
 #[inline(always)]
-pub fn record(decision: &Decision, packet: &Packet, ifindex: u32, bytes: u64) {
+pub fn record(decision: &Decision, packet: &Packet, ifindex: u32, bytes: u64, clock: &mut Clock) {
     if trace_mode() {
         write_trace(decision, ifindex);
         return;
@@ -58,7 +60,7 @@ pub fn record(decision: &Decision, packet: &Packet, ifindex: u32, bytes: u64) {
         bytes,
     );
     if decision.outcome != outcome::PASS {
-        sample_event(decision, packet, ifindex, bytes);
+        sample_event(decision, packet, ifindex, bytes, clock);
     }
 }
 
@@ -99,7 +101,7 @@ fn write_trace(decision: &Decision, ifindex: u32) {
 /// One event per statistic id per `event_interval_ns` on average (with a
 /// burst), so a flood cannot flood user space; a full ring drops the event.
 #[inline(always)]
-fn sample_event(decision: &Decision, packet: &Packet, ifindex: u32, bytes: u64) {
+fn sample_event(decision: &Decision, packet: &Packet, ifindex: u32, bytes: u64, clock: &mut Clock) {
     let Some(config) = DFW_CONFIG.get(0) else {
         return;
     };
@@ -109,8 +111,7 @@ fn sample_event(decision: &Decision, packet: &Packet, ifindex: u32, bytes: u64) 
     let Some(budget) = DFW_EVBUDGET.get_ptr_mut(decision.stat_id) else {
         return;
     };
-    // SAFETY: helper without arguments.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = clock.now();
     // SAFETY: a pointer into the array from a successful lookup.
     let tat = unsafe { *budget };
     let Some(next) = gcra_next(tat, now, config.event_interval_ns, config.event_burst_ns) else {

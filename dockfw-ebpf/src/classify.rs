@@ -1,36 +1,28 @@
 //! Classify: published port -> ban -> the port's rule bitmap -> first match.
 //!
 //! Per packet this is: the configuration, the port index and the port's
-//! policy (three array lookups the verifier inlines), the ban summary bit
-//! (an inlined array lookup; the ban trie only when the bit is set), at most
-//! one LPM lookup for the port's rule sources, one interface-mask lookup when
-//! the port has interface conditions, and the matching rule (an inlined array
-//! lookup) - whatever the number of rules or prefixes. Rule order is bit
-//! order: the first matching rule is the lowest set bit.
+//! policy (three array lookups the verifier inlines), the ban state of the
+//! source (an inlined array lookup, see [`crate::bans`]), the source bitmap
+//! (a summary bit, then an LPM lookup only for sources some rule lists, see
+//! [`crate::sources`]), an interface-mask lookup only when the port has
+//! interface conditions, and the matching rule (an inlined array lookup) -
+//! whatever the number of rules or prefixes. Rule order is bit order: the
+//! first matching rule is the lowest set bit.
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, maps::lpm_trie::Key};
 use dockfw_common::{
-    FragKey, FragValue, IfaceMaskKey, MAX_RULES_PER_PORT, PORT_INDEX_SPECIFIC, PortKey, PortPolicy,
-    RateKey, RuleAction, SourceKeyV4, SourceKeyV6, action, ban_summary_bit_v4, ban_summary_bit_v6,
-    config_flag, family, outcome, port_flag, port_index, reason, rule_flag, trace_flag,
-    xdp_verdict,
+    IfaceMaskKey, MAX_RULES_PER_PORT, PORT_INDEX_SPECIFIC, PortKey, PortPolicy, RuleAction, action,
+    outcome, port_flag, port_index, reason, rule_flag, trace_flag, xdp_verdict,
 };
 
 use crate::{
-    maps::{
-        DFW_BANS_V4, DFW_BANS_V6, DFW_BANSUM_V4, DFW_BANSUM_V6, DFW_CONFIG, DFW_FRAGS, DFW_IFMASK,
-        DFW_POLICIES, DFW_PORT_ADDRS, DFW_PORT_INDEX, DFW_RL_AGG, DFW_RL_SRC, DFW_RSRC_V4,
-        DFW_RSRC_V6, DFW_RULES,
-    },
+    bans::is_banned,
+    clock::Clock,
+    fragments::{lookup_fragment, remember_fragment},
+    maps::{DFW_CONFIG, DFW_IFMASK, DFW_POLICIES, DFW_PORT_ADDRS, DFW_PORT_INDEX, DFW_RULES},
     parse::{FRAG_FIRST, FRAG_LATER, Packet},
+    ratelimit::within_rate,
+    sources::source_bits,
 };
-
-/// Prefix length of a whole IPv4 address.
-const V4_BITS: u32 = 32;
-/// Prefix length of a whole IPv6 address.
-const V6_BITS: u32 = 128;
-/// Source-trie keys start with the 32-bit policy index.
-const SLOT_BITS: u32 = 32;
 
 /// The decision for one packet, before it is counted.
 pub struct Decision {
@@ -93,7 +85,7 @@ fn drop_or_audit(audit: bool) -> (u32, u32) {
 /// Classifies a parsed packet. `commit` is false in a trace instance: no
 /// bucket is spent and no fragment is remembered.
 #[inline(always)]
-pub fn classify(packet: &Packet, ifindex: u32, commit: bool) -> Decision {
+pub fn classify(packet: &Packet, ifindex: u32, commit: bool, clock: &mut Clock) -> Decision {
     let Some(config) = DFW_CONFIG.get(0) else {
         return Decision::skip(reason::NO_POLICY, 0, 0);
     };
@@ -143,7 +135,7 @@ pub fn classify(packet: &Packet, ifindex: u32, commit: bool) -> Decision {
         remember_fragment(packet);
     }
 
-    if is_banned(packet, config.flags) {
+    if is_banned(packet, config.flags, clock) {
         decision.flags |= trace_flag::BANNED;
         decision.reason = reason::BANNED;
         decision.stat_id = policy.stat_banned;
@@ -154,7 +146,7 @@ pub fn classify(packet: &Packet, ifindex: u32, commit: bool) -> Decision {
     if policy.rule_count == 0 {
         return decision;
     }
-    let bits = candidate_rules(policy, packet, slot, ifindex, decision.flags);
+    let bits = candidate_rules(policy, packet, slot, ifindex, decision.flags, config.flags);
     decision.candidate_bits = bits;
     let Some(index) = first_match(policy, bits, packet) else {
         return decision;
@@ -165,7 +157,7 @@ pub fn classify(packet: &Packet, ifindex: u32, commit: bool) -> Decision {
     decision.flags |= trace_flag::RULE_MATCHED;
     decision.rule_index = index;
     decision.stat_id = rule.stat_id;
-    apply_rule(rule, packet, commit, &mut decision);
+    apply_rule(rule, packet, commit, clock, &mut decision);
     decision
 }
 
@@ -208,10 +200,11 @@ fn candidate_rules(
     slot: u32,
     ifindex: u32,
     flags: u32,
+    config_flags: u32,
 ) -> u32 {
     let mut bits = policy.default_bits;
     if policy.flags & port_flag::HAS_SOURCE_RULES != 0 {
-        bits = source_bits(packet, slot, policy.default_bits);
+        bits = source_bits(packet, slot, policy.default_bits, config_flags);
     }
     if policy.flags & port_flag::HAS_IFACE_RULES != 0 {
         let key = IfaceMaskKey { slot, ifindex };
@@ -271,99 +264,6 @@ fn lowest_bit(bits: u32) -> u32 {
 }
 
 #[inline(always)]
-fn fragment_key(packet: &Packet) -> FragKey {
-    FragKey {
-        family: packet.family,
-        proto: packet.proto,
-        pad: 0,
-        id: packet.frag_id,
-        src: address_bytes(packet.src),
-        dst: address_bytes(packet.dst),
-    }
-}
-
-#[inline(always)]
-fn lookup_fragment(packet: &Packet) -> Option<FragValue> {
-    let found = DFW_FRAGS.get_ptr(fragment_key(packet))?;
-    // SAFETY: a pointer from a successful lookup, copied out at once.
-    Some(unsafe { *found })
-}
-
-#[inline(always)]
-fn remember_fragment(packet: &Packet) {
-    let value = FragValue {
-        port_be: packet.dport_raw,
-        pad: 0,
-    };
-    // A full LRU evicts the oldest datagram; its later fragments then pass as
-    // untracked, which is the fail-open direction.
-    let _ = DFW_FRAGS.insert(fragment_key(packet), value, 0);
-}
-
-/// Whether `bit` is set in a ban summary (missing word: assume set).
-#[inline(always)]
-fn summary_says_maybe(word: Option<&u64>, bit: u32) -> bool {
-    match word {
-        Some(word) => (*word >> (bit & 63)) & 1 != 0,
-        None => true,
-    }
-}
-
-#[inline(always)]
-fn is_banned(packet: &Packet, config_flags: u32) -> bool {
-    let expiry = if packet.family == family::V4 {
-        let bit = ban_summary_bit_v4(u32::from_be(packet.src[0]));
-        if config_flags & config_flag::BAN_LOOKUP_ALWAYS_V4 == 0
-            && !summary_says_maybe(DFW_BANSUM_V4.get(bit >> 6), bit)
-        {
-            return false;
-        }
-        DFW_BANS_V4.get(Key::new(V4_BITS, packet.src[0]))
-    } else {
-        let bit = ban_summary_bit_v6(u32::from_be(packet.src[0]));
-        if config_flags & config_flag::BAN_LOOKUP_ALWAYS_V6 == 0
-            && !summary_says_maybe(DFW_BANSUM_V6.get(bit >> 6), bit)
-        {
-            return false;
-        }
-        DFW_BANS_V6.get(Key::new(V6_BITS, packet.src))
-    };
-    match expiry {
-        None => false,
-        Some(ban) if ban.expires_ns == u64::MAX => true,
-        // SAFETY: helper without arguments.
-        Some(ban) => (unsafe { bpf_ktime_get_ns() }) < ban.expires_ns,
-    }
-}
-
-/// The rule bitmap of the longest stored source prefix covering the packet's
-/// source, or `default` when none does. (A match on the lookup rather than
-/// `Option::unwrap_or`: LLVM may otherwise read the undefined payload of
-/// `None` from a register the helper call clobbered, which the verifier
-/// rejects.)
-#[inline(always)]
-fn source_bits(packet: &Packet, slot: u32, default: u32) -> u32 {
-    let slot_be = slot.to_be_bytes();
-    let found = if packet.family == family::V4 {
-        let data = SourceKeyV4 {
-            slot_be,
-            addr: packet.src[0].to_ne_bytes(),
-        };
-        DFW_RSRC_V4.get(Key::new(SLOT_BITS + V4_BITS, data))
-    } else {
-        let data = SourceKeyV6 {
-            slot_be,
-            addr: address_bytes(packet.src),
-        };
-        DFW_RSRC_V6.get(Key::new(SLOT_BITS + V6_BITS, data))
-    };
-    match found {
-        Some(bits) => *bits,
-        None => default,
-    }
-}
-
-#[inline(always)]
 fn residual_match(rule: &RuleAction, packet: &Packet) -> bool {
     let sport = u16::from_be(packet.sport_raw);
     if sport < rule.sport_lo || sport > rule.sport_hi {
@@ -373,7 +273,13 @@ fn residual_match(rule: &RuleAction, packet: &Packet) -> bool {
 }
 
 #[inline(always)]
-fn apply_rule(rule: &RuleAction, packet: &Packet, commit: bool, decision: &mut Decision) {
+fn apply_rule(
+    rule: &RuleAction,
+    packet: &Packet,
+    commit: bool,
+    clock: &mut Clock,
+    decision: &mut Decision,
+) {
     let audit = rule.flags & rule_flag::AUDIT != 0;
     match rule.action {
         action::DROP => {
@@ -381,7 +287,7 @@ fn apply_rule(rule: &RuleAction, packet: &Packet, commit: bool, decision: &mut D
             (decision.verdict, decision.outcome) = drop_or_audit(audit);
         }
         action::RATE_LIMIT => {
-            if within_rate(rule, packet, commit) {
+            if within_rate(rule, packet, commit, clock) {
                 decision.reason = reason::RATE_LIMIT_PASS;
             } else {
                 decision.reason = reason::RATE_LIMIT_DROP;
@@ -390,96 +296,4 @@ fn apply_rule(rule: &RuleAction, packet: &Packet, commit: bool, decision: &mut D
         }
         _ => decision.reason = reason::RULE_PASS,
     }
-}
-
-/// GCRA (a token bucket kept as one "theoretical arrival time"): admit when
-/// the next arrival time stays within `burst_ns` of now.
-#[inline(always)]
-pub fn gcra_next(tat: u64, now: u64, interval_ns: u64, burst_ns: u64) -> Option<u64> {
-    let start = if tat > now { tat } else { now };
-    let next = start + interval_ns;
-    if next - now > burst_ns {
-        None
-    } else {
-        Some(next)
-    }
-}
-
-/// The per-source bucket key: IPv4 as `::ffff:a.b.c.d`, IPv6 by its /64 (one
-/// host's allocation, so an attacker cannot mint fresh buckets by rotating
-/// the low bits).
-#[inline(always)]
-fn source_bucket_key(stat_id: u32, packet: &Packet) -> RateKey {
-    let words = if packet.family == family::V4 {
-        [0, 0, u32::from_ne_bytes([0, 0, 0xff, 0xff]), packet.src[0]]
-    } else {
-        [packet.src[0], packet.src[1], 0, 0]
-    };
-    RateKey {
-        stat_id,
-        addr: address_bytes(words),
-    }
-}
-
-/// Both buckets (per source, then per port aggregate) must admit the packet;
-/// only then are they spent. Concurrent CPUs may race on the same bucket and
-/// admit a packet more than the rate; that errs towards passing.
-#[inline(always)]
-fn within_rate(rule: &RuleAction, packet: &Packet, commit: bool) -> bool {
-    // SAFETY: helper without arguments.
-    let now = unsafe { bpf_ktime_get_ns() };
-    let per_source = rule.flags & rule_flag::PER_SOURCE != 0;
-    let (aggregate_interval, aggregate_burst) = if per_source {
-        (rule.aggregate_interval_ns, rule.aggregate_burst_ns)
-    } else {
-        (rule.interval_ns, rule.burst_ns)
-    };
-
-    let source_key = source_bucket_key(rule.stat_id, packet);
-    let mut source_next = 0;
-    let mut source_slot: Option<*mut u64> = None;
-    if per_source {
-        source_slot = DFW_RL_SRC.get_ptr_mut(source_key);
-        let tat = match source_slot {
-            // SAFETY: a pointer from a successful lookup; u64 read.
-            Some(slot) => unsafe { *slot },
-            None => 0,
-        };
-        match gcra_next(tat, now, rule.interval_ns, rule.burst_ns) {
-            Some(next) => source_next = next,
-            None => return false,
-        }
-    }
-
-    let aggregate_slot = if aggregate_interval != 0 {
-        DFW_RL_AGG.get_ptr_mut(rule.stat_id)
-    } else {
-        None
-    };
-    let mut aggregate_next = 0;
-    if let Some(slot) = aggregate_slot {
-        // SAFETY: a pointer into the array from a successful lookup.
-        let tat = unsafe { *slot };
-        match gcra_next(tat, now, aggregate_interval, aggregate_burst) {
-            Some(next) => aggregate_next = next,
-            None => return false,
-        }
-    }
-
-    if commit {
-        if per_source {
-            match source_slot {
-                // SAFETY: as above; a plain u64 store.
-                Some(slot) => unsafe { *slot = source_next },
-                None => {
-                    let _ = DFW_RL_SRC.insert(source_key, source_next, 0);
-                }
-            }
-        }
-        if let Some(slot) = aggregate_slot {
-            // SAFETY: as above.
-            unsafe { *slot = aggregate_next };
-        }
-    }
-    true
 }

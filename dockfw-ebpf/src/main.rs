@@ -10,9 +10,14 @@
 #![feature(asm_experimental_arch)]
 
 mod act;
+mod bans;
 mod classify;
+mod clock;
+mod fragments;
 mod maps;
 mod parse;
+mod ratelimit;
+mod sources;
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT},
@@ -38,8 +43,9 @@ fn run(data: usize, data_end: usize, ifindex: u32, bytes: u64) -> u32 {
             xdp_verdict::PASS
         }
         Parsed::Packet(packet) => {
-            let decision = classify::classify(&packet, ifindex, !act::trace_mode());
-            act::record(&decision, &packet, ifindex, bytes);
+            let mut clock = clock::Clock::new();
+            let decision = classify::classify(&packet, ifindex, !act::trace_mode(), &mut clock);
+            act::record(&decision, &packet, ifindex, bytes, &mut clock);
             decision.verdict
         }
     }

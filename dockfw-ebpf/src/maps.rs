@@ -7,9 +7,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use dockfw_common::{
-    BAN_SUMMARY_WORDS, BanValue, Config, Counter, FragKey, FragValue, IfaceMaskKey,
-    OUTCOMES_PER_STAT, PORT_INDEX_ENTRIES, PortKey, PortPolicy, RateKey, RuleAction, SourceKeyV4,
-    SourceKeyV6, TraceRecord, capacity,
+    BAN_STATE_WORDS_V4, Ban24, BanValue, Config, Counter, FragKey, FragValue, IfaceMaskKey,
+    OUTCOMES_PER_STAT, PORT_INDEX_ENTRIES, PortKey, PortPolicy, RateKey, RuleAction, SUMMARY_WORDS,
+    SourceKeyV4, SourceKeyV6, TraceRecord, capacity,
 };
 
 #[map]
@@ -29,10 +29,19 @@ pub static DFW_POLICIES: Array<PortPolicy> = Array::with_max_entries(capacity::P
 pub static DFW_RULES: Array<RuleAction> = Array::with_max_entries(capacity::RULES, 0);
 
 #[map]
-pub static DFW_BANSUM_V4: Array<u64> = Array::with_max_entries(BAN_SUMMARY_WORDS, 0);
+pub static DFW_BANSTATE_V4: Array<u64> = Array::with_max_entries(BAN_STATE_WORDS_V4, 0);
 
 #[map]
-pub static DFW_BANSUM_V6: Array<u64> = Array::with_max_entries(BAN_SUMMARY_WORDS, 0);
+pub static DFW_BAN24: HashMap<u32, Ban24> = HashMap::with_max_entries(capacity::BAN24, 0);
+
+#[map]
+pub static DFW_BANSUM_V6: Array<u64> = Array::with_max_entries(SUMMARY_WORDS, 0);
+
+#[map]
+pub static DFW_RSUM_V4: Array<u64> = Array::with_max_entries(SUMMARY_WORDS, 0);
+
+#[map]
+pub static DFW_RSUM_V6: Array<u64> = Array::with_max_entries(SUMMARY_WORDS, 0);
 
 // Ban tries are keyed by the address words as loaded from the packet: the
 // same bytes as user space's `[u8; 4]` / `[u8; 16]` keys.

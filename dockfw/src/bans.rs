@@ -1,27 +1,28 @@
 //! Bans: source prefixes dropped at every published port, optionally until a
 //! time. Pure bookkeeping; [`crate::dataplane::bans`] writes it to the maps.
 //!
-//! Two derived views keep the data plane's work flat:
+//! Derived views keep the data plane's work flat in the number of bans:
 //! - the *effective* expiry of each stored prefix is the latest expiry of the
 //!   prefix and of every shorter ban covering it, so the trie's longest match
 //!   alone decides (a /16 that expires does not unban a /8 around it);
-//! - a *summary* bitmap with one bit per IPv4 /24 (IPv6: per hashed /32)
-//!   that some ban intersects; a clear bit lets the data plane skip the trie.
+//! - [`BanTables`]: a two-bit state per IPv4 /24 (none, all banned for good,
+//!   partially banned, ask the trie) and, for partially banned /24s, a
+//!   256-bit entry of banned addresses; for IPv6 a one-bit summary over
+//!   hashed /32s. Most packets are decided by one array lookup.
 
 use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 
-use dockfw_common::{BAN_SUMMARY_WORDS, ban_summary_bit_v4, ban_summary_bit_v6};
+use dockfw_common::{BAN_STATE_WORDS_V4, Ban24, ban_state, summary_bucket_v4};
 use ipnet::IpNet;
+
+use crate::summary::PrefixSummary;
 
 /// "Never expires" in expiry fields.
 pub const NEVER: u64 = u64::MAX;
 
-/// IPv6 bans shorter than this are not represented in the summary (they
-/// would need too many bits); their presence makes the data plane always
-/// consult the trie.
-const V6_SUMMARY_MIN_LEN: u8 = 24;
-/// The IPv6 summary hashes the first 32 bits.
-const V6_SUMMARY_BITS: u8 = 32;
+/// Timed bans at least this long get per-/24 entries in the data plane (up
+/// to 256 each); shorter timed bans are checked in the trie.
+const TIMED_ENTRY_MIN_LEN: u8 = 16;
 
 /// `CLOCK_MONOTONIC` in ns: the clock of `bpf_ktime_get_ns`.
 pub fn monotonic_ns() -> u64 {
@@ -51,18 +52,84 @@ pub struct BanSet {
     bans: BTreeMap<IpNet, u64>,
 }
 
-/// The summary bitmaps and whether IPv6 needs the trie regardless.
+/// What the data plane reads before (or instead of) the ban tries.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Summary {
-    /// IPv4: bit per /24.
-    pub v4: Vec<u64>,
-    /// IPv6: bit per hashed /32.
-    pub v6: Vec<u64>,
-    /// Some IPv4 ban cannot be summarised (never with /24 granularity; kept
-    /// for symmetry with the data plane's flag).
-    pub always_v4: bool,
-    /// Some IPv6 ban is shorter than /24.
-    pub always_v6: bool,
+pub struct BanTables {
+    /// IPv4: two bits per /24 ([`ban_state`]).
+    pub states_v4: Vec<u64>,
+    /// IPv4: banned addresses of /24s in state PARTIAL, by /24 bucket.
+    pub partial_v4: BTreeMap<u32, Ban24>,
+    /// IPv6: summary over hashed /32s.
+    pub summary_v6: PrefixSummary,
+}
+
+impl BanTables {
+    /// The state of the /24 bucket `bucket`.
+    pub fn state_v4(&self, bucket: u32) -> u64 {
+        let word = self
+            .states_v4
+            .get((bucket / 32) as usize)
+            .copied()
+            .unwrap_or(ban_state::EXACT);
+        (word >> ((bucket % 32) * 2)) & 3
+    }
+
+    fn set_state_v4(&mut self, bucket: u32, state: u64) {
+        if let Some(word) = self.states_v4.get_mut((bucket / 32) as usize) {
+            let shift = (bucket % 32) * 2;
+            *word = (*word & !(3 << shift)) | (state << shift);
+        }
+    }
+
+    /// Sets every /24 in `first..=last` to `state` (whole words at a time).
+    fn fill_v4(&mut self, first: u32, last: u32, state: u64) {
+        let pattern = (0..32).fold(0u64, |word, slot| word | state << (slot * 2));
+        let mut bucket = u64::from(first);
+        let last = u64::from(last);
+        while bucket <= last {
+            if bucket % 32 == 0 && last - bucket >= 31 {
+                if let Some(word) = self.states_v4.get_mut((bucket / 32) as usize) {
+                    *word = pattern;
+                }
+                bucket += 32;
+            } else {
+                self.set_state_v4(bucket as u32, state);
+                bucket += 1;
+            }
+        }
+    }
+
+    /// Whether `addr` is banned at `now_ns`, evaluated as the data plane
+    /// does (falling back to `set`'s longest-match expiry where it would ask
+    /// the trie). The reference the tests compare against.
+    pub fn decide(&self, set: &BanSet, addr: &IpAddr, now_ns: u64) -> bool {
+        let trie = || set.longest_match_banned(addr, now_ns);
+        match addr {
+            IpAddr::V4(v4) => {
+                let value = u32::from(*v4);
+                let bucket = summary_bucket_v4(value);
+                match self.state_v4(bucket) {
+                    ban_state::NONE => false,
+                    ban_state::BANNED => true,
+                    ban_state::PARTIAL => match self.partial_v4.get(&bucket) {
+                        Some(entry) => {
+                            let host = (value & 0xff) as usize;
+                            if entry.bits[host >> 6] >> (host & 63) & 1 == 0 {
+                                false
+                            } else if entry.expires_ns == NEVER || now_ns < entry.expires_ns {
+                                true
+                            } else {
+                                trie()
+                            }
+                        }
+                        None => trie(),
+                    },
+                    _ => trie(),
+                }
+            }
+            IpAddr::V6(_) => self.summary_v6.maybe(addr) && trie(),
+        }
+    }
 }
 
 impl BanSet {
@@ -132,77 +199,78 @@ impl BanSet {
         out
     }
 
-    /// The summary bitmaps.
-    pub fn summary(&self) -> Summary {
-        let words = BAN_SUMMARY_WORDS as usize;
-        let mut summary = Summary {
-            v4: vec![0; words],
-            v6: vec![0; words],
-            always_v4: false,
-            always_v6: false,
+    /// Whether the trie's longest match for `addr` is an unexpired ban
+    /// (what the data plane's trie lookup answers, with effective expiries).
+    pub fn longest_match_banned(&self, addr: &IpAddr, now_ns: u64) -> bool {
+        self.effective()
+            .iter()
+            .filter(|(net, ..)| net.contains(addr))
+            .max_by_key(|(net, ..)| net.prefix_len())
+            .is_some_and(|(_, effective, _)| *effective == NEVER || now_ns < *effective)
+    }
+
+    /// The data plane's tables for this set.
+    pub fn tables(&self) -> BanTables {
+        let mut tables = BanTables {
+            states_v4: vec![0; BAN_STATE_WORDS_V4 as usize],
+            partial_v4: BTreeMap::new(),
+            summary_v6: PrefixSummary::default(),
         };
-        for net in self.bans.keys() {
-            match net {
-                IpNet::V4(net) => {
-                    let first = ban_summary_bit_v4(u32::from(net.network()));
-                    let last = ban_summary_bit_v4(u32::from(net.broadcast()));
-                    set_bits(&mut summary.v4, first, last);
+        let mut permanent: Vec<(u32, u32)> = Vec::new();
+        for (net, effective, _) in self.effective() {
+            let net = match net {
+                IpNet::V4(net) => net,
+                IpNet::V6(_) => {
+                    tables.summary_v6.add(&net);
+                    continue;
                 }
-                IpNet::V6(net) if net.prefix_len() < V6_SUMMARY_MIN_LEN => summary.always_v6 = true,
-                IpNet::V6(net) => {
-                    let prefix = (u128::from(net.network()) >> 96) as u32;
-                    let span = if net.prefix_len() >= V6_SUMMARY_BITS {
-                        1
-                    } else {
-                        1u32 << (V6_SUMMARY_BITS - net.prefix_len())
-                    };
-                    for offset in 0..span {
-                        let bit = ban_summary_bit_v6(prefix + offset);
-                        set_bits(&mut summary.v6, bit, bit);
+            };
+            let first = summary_bucket_v4(u32::from(net.network()));
+            let last = summary_bucket_v4(u32::from(net.broadcast()));
+            if net.prefix_len() <= 24 {
+                if effective == NEVER {
+                    permanent.push((first, last));
+                } else if net.prefix_len() >= TIMED_ENTRY_MIN_LEN {
+                    for bucket in first..=last {
+                        let entry = tables.partial_v4.entry(bucket).or_insert_with(empty_entry);
+                        entry.bits = [u64::MAX; 4];
+                        entry.expires_ns = entry.expires_ns.min(effective);
                     }
+                } else {
+                    tables.fill_v4(first, last, ban_state::EXACT);
                 }
+            } else {
+                let entry = tables.partial_v4.entry(first).or_insert_with(empty_entry);
+                let low = u32::from(net.network()) & 0xff;
+                let high = u32::from(net.broadcast()) & 0xff;
+                crate::summary::set_range(&mut entry.bits, low, high);
+                entry.expires_ns = entry.expires_ns.min(effective);
             }
         }
-        summary
-    }
-}
-
-/// Sets bits `first..=last`.
-fn set_bits(words: &mut [u64], first: u32, last: u32) {
-    let (first, last) = (first as usize, last as usize);
-    for word in first / 64..=last / 64 {
-        let low = if word == first / 64 { first % 64 } else { 0 };
-        let high = if word == last / 64 { last % 64 } else { 63 };
-        let mask = if high - low == 63 {
-            u64::MAX
-        } else {
-            ((1u64 << (high - low + 1)) - 1) << low
-        };
-        if let Some(slot) = words.get_mut(word) {
-            *slot |= mask;
+        let buckets: Vec<u32> = tables.partial_v4.keys().copied().collect();
+        for bucket in buckets {
+            if tables.state_v4(bucket) == ban_state::NONE {
+                tables.set_state_v4(bucket, ban_state::PARTIAL);
+            }
         }
+        for (first, last) in permanent {
+            tables.fill_v4(first, last, ban_state::BANNED);
+        }
+        // Entries only matter where the state sends the data plane to them.
+        let states = tables.states_v4.clone();
+        tables.partial_v4.retain(|bucket, _| {
+            let word = states.get((bucket / 32) as usize).copied().unwrap_or(0);
+            (word >> ((bucket % 32) * 2)) & 3 == ban_state::PARTIAL
+        });
+        tables
     }
 }
 
-/// Whether a summary says "maybe banned" for `addr`, as the data plane reads
-/// it.
-pub fn summary_says_maybe(summary: &Summary, addr: &IpAddr) -> bool {
-    let (words, bit, always) = match addr {
-        IpAddr::V4(addr) => (
-            &summary.v4,
-            ban_summary_bit_v4(u32::from(*addr)),
-            summary.always_v4,
-        ),
-        IpAddr::V6(addr) => (
-            &summary.v6,
-            ban_summary_bit_v6((u128::from(*addr) >> 96) as u32),
-            summary.always_v6,
-        ),
-    };
-    always
-        || words
-            .get(bit as usize / 64)
-            .is_none_or(|word| word >> (bit % 64) & 1 != 0)
+fn empty_entry() -> Ban24 {
+    Ban24 {
+        bits: [0; 4],
+        expires_ns: NEVER,
+    }
 }
 
 #[cfg(test)]
@@ -252,39 +320,78 @@ mod tests {
     }
 
     #[test]
-    fn summary_covers_every_banned_address() {
+    fn tables_decide_like_the_ban_set() {
+        let mut rng = 0x1234_5678_9abc_def1u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for round in 0..60 {
+            let mut bans = BanSet::new();
+            for _ in 0..(next() % 40) {
+                let addr = std::net::Ipv4Addr::from(0x0a00_0000 | (next() as u32 & 0x000f_ffff));
+                let len = [8, 12, 16, 20, 23, 24, 25, 28, 30, 32][(next() % 10) as usize];
+                let expiry = [NEVER, 100, 200, 300][(next() % 4) as usize];
+                bans.insert(IpNet::new(IpAddr::V4(addr), len).unwrap(), expiry);
+            }
+            if round % 3 == 0 {
+                bans.insert(net("2001:db8::/32"), 150);
+                bans.insert(net("2000::/16"), NEVER);
+            }
+            let tables = bans.tables();
+            let mut probes: Vec<IpAddr> = (0..200)
+                .map(|_| {
+                    IpAddr::V4(std::net::Ipv4Addr::from(
+                        0x0a00_0000 | (next() as u32 & 0x000f_ffff),
+                    ))
+                })
+                .collect();
+            for (ban, _) in bans.iter() {
+                probes.push(ban.network());
+                probes.push(ban.broadcast());
+            }
+            probes.extend(
+                ["2001:db8::1", "2000:1::1", "3000::1"].map(|addr| addr.parse::<IpAddr>().unwrap()),
+            );
+            for now in [0, 150, 250, 400] {
+                for addr in &probes {
+                    assert_eq!(
+                        tables.decide(&bans, addr, now),
+                        bans.is_banned(addr, now),
+                        "{addr} at {now}, bans {bans:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn permanent_wide_bans_need_no_lookup_and_partial_ones_an_entry() {
         let mut bans = BanSet::new();
-        for prefix in [
-            "10.0.0.0/8",
-            "192.0.2.7/32",
-            "198.51.100.0/22",
-            "2001:db8:1::/48",
-            "2001:db8::/28",
-        ] {
-            bans.insert(net(prefix), NEVER);
-        }
-        let summary = bans.summary();
-        for addr in [
-            "10.200.3.4",
-            "192.0.2.7",
-            "198.51.103.255",
-            "2001:db8:1::9",
-            "2001:db8:f::1",
-        ] {
-            assert!(
-                summary_says_maybe(&summary, &addr.parse().unwrap()),
-                "{addr}"
-            );
-        }
-        for addr in ["11.0.0.1", "192.0.3.7", "198.51.104.1"] {
-            assert!(
-                !summary_says_maybe(&summary, &addr.parse().unwrap()),
-                "{addr}"
-            );
-        }
-        assert!(!summary.always_v6);
-        bans.insert(net("2000::/16"), NEVER);
-        assert!(bans.summary().always_v6);
+        bans.insert(net("10.0.0.0/16"), NEVER);
+        bans.insert(net("192.0.2.7/32"), NEVER);
+        bans.insert(net("198.51.0.0/12"), 500);
+        let tables = bans.tables();
+        assert_eq!(
+            tables.state_v4(summary_bucket_v4(0x0a00_0500)),
+            ban_state::BANNED
+        );
+        assert_eq!(
+            tables.state_v4(summary_bucket_v4(0xc000_0207)),
+            ban_state::PARTIAL
+        );
+        assert_eq!(
+            tables.state_v4(summary_bucket_v4(0xc633_0000)),
+            ban_state::EXACT,
+            "timed /12: the trie"
+        );
+        assert_eq!(
+            tables.state_v4(summary_bucket_v4(0x0b00_0000)),
+            ban_state::NONE
+        );
+        assert_eq!(tables.partial_v4.len(), 1);
     }
 
     #[test]

@@ -16,3 +16,4 @@ pub mod entry;
 pub mod model;
 pub mod policy;
 pub mod status;
+pub mod summary;

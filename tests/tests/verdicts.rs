@@ -756,3 +756,59 @@ fn counters_count_bytes_too() {
         (1, frame.len() as u64)
     );
 }
+
+#[test]
+fn every_ban_shape_decides_like_the_ban_set() {
+    let mut harness = Harness::new();
+    let ports = [tcp4(80, "web")];
+    harness.apply(&policy(vec![]), &ports);
+    let now = dockfw::bans::monotonic_ns();
+    let expiries = [
+        NEVER,
+        now + 600_000_000_000,
+        now.saturating_sub(1_000_000_000),
+    ];
+    let mut state = 0x0bad_5eed_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..8 {
+        let mut bans = dockfw::bans::BanSet::new();
+        for _ in 0..60 {
+            let addr = std::net::Ipv4Addr::from(0x0a00_0000 | (next() as u32 & 0x001f_ffff));
+            let len = [8, 12, 16, 20, 24, 26, 30, 32][(next() % 8) as usize];
+            let net = ipnet::IpNet::new(addr.into(), len).unwrap().trunc();
+            bans.insert(net, expiries[(next() % 3) as usize]);
+        }
+        harness.set_bans(bans.clone());
+        let mut probes: Vec<std::net::Ipv4Addr> = (0..150)
+            .map(|_| std::net::Ipv4Addr::from(0x0a00_0000 | (next() as u32 & 0x001f_ffff)))
+            .collect();
+        for (net, _) in bans.iter() {
+            if let ipnet::IpNet::V4(net) = net {
+                probes.extend([net.network(), net.broadcast()]);
+            }
+        }
+        let now = dockfw::bans::monotonic_ns();
+        for probe in probes {
+            let expected = if bans.is_banned(&probe.into(), now) {
+                DROP
+            } else {
+                PASS
+            };
+            let frame = Frame::tcp(&probe.to_string(), 1, "192.0.2.1", 80, SYN).build();
+            assert_eq!(
+                harness.verdict(Program::Xdp, &frame),
+                expected,
+                "round {round}: {probe}, bans {bans:?}"
+            );
+        }
+    }
+    // And back to nothing: every shortcut is cleared.
+    harness.set_bans(dockfw::bans::BanSet::new());
+    let frame = Frame::tcp("10.0.0.1", 1, "192.0.2.1", 80, SYN).build();
+    assert_eq!(harness.verdict(Program::Xdp, &frame), PASS);
+}

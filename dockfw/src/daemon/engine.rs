@@ -19,7 +19,7 @@ use crate::{
     dataplane::{
         Attachment, Capacities, Dataplane, GenerationWriter, LoadOptions, RequestedMode,
         attach::attach,
-        bans::{read_bans, write_bans},
+        bans::{read_bans, resync_bans, write_bans},
     },
     model::{Policy, PublishedPort},
     policy::{merge, rules_from_labels_with_sets},
@@ -112,9 +112,9 @@ impl Engine {
                 source,
             })?;
         let bans = read_bans(&dataplane.maps)?;
-        // Rewrite the summary from the tries: a previous run may have died
-        // between the two.
-        write_bans(&mut dataplane.maps, &BanSet::new(), &bans)?;
+        // Rewrite the shortcuts from the tries: a previous run may have died
+        // half-way through an update.
+        resync_bans(&mut dataplane.maps, &bans)?;
         let persisted = config
             .state_file
             .as_deref()

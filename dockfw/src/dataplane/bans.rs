@@ -1,17 +1,20 @@
 //! Bans in the maps: read the ban set from the tries, and move the maps from
-//! one ban set to another without a moment where a stored ban is invisible.
+//! one ban set to another.
 //!
-//! The order keeps one invariant: while a trie holds a prefix, the summary
-//! bits for it are set (a clear summary bit makes the data plane skip the
-//! trie). So: write new and changed prefixes, set the union of old and new
-//! summary bits, remove gone prefixes, then clear the bits no longer needed.
+//! The tries are the truth; the IPv4 states, the per-/24 entries and the
+//! IPv6 summary are shortcuts in front of them. During a change every /24
+//! whose state changes is first set to "ask the trie" (EXACT) and the IPv6
+//! summary to the union of old and new, so while prefixes come and go the
+//! data plane follows the tries; then the final states are written.
+
+use std::collections::BTreeMap;
 
 use aya::maps::{MapError, lpm_trie::Key};
-use dockfw_common::{BanValue, config_flag};
+use dockfw_common::{BanValue, ban_state, config_flag};
 use ipnet::IpNet;
 
 use super::{Maps, WriteError};
-use crate::bans::{BanSet, Summary};
+use crate::{bans::BanSet, summary::PrefixSummary};
 
 fn map_error(map: &'static str) -> impl FnOnce(MapError) -> WriteError {
     move |source| WriteError::Map { map, source }
@@ -78,52 +81,120 @@ pub fn write_bans(maps: &mut Maps, old: &BanSet, new: &BanSet) -> Result<(), Wri
     check_capacity(maps, new)?;
     let old_effective = old.effective();
     let new_effective = new.effective();
-    let old_summary = old.summary();
-    let new_summary = new.summary();
+    let old_tables = old.tables();
+    let new_tables = new.tables();
+    let capacity = maps.capacities().map_err(map_error("map info"))?.ban24;
+    if new_tables.partial_v4.len() > capacity as usize {
+        return Err(WriteError::Capacity {
+            what: "partially banned IPv4 /24s",
+            map: dockfw_common::BAN24_MAP,
+            needed: new_tables.partial_v4.len(),
+            active: 0,
+            capacity,
+            hint: "raise --max-bans (takes effect when the maps are created: `dockfw detach` first)",
+        });
+    }
 
-    // 1. Flags that make the data plane consult the trie regardless.
-    let mut union = new_summary.clone();
-    union.always_v4 |= old_summary.always_v4;
-    union.always_v6 |= old_summary.always_v6;
-    write_flags(maps, &union)?;
+    // 1. Changing /24s ask the trie; IPv6 looks at the union.
+    let union_v6 = old_tables.summary_v6.union(&new_tables.summary_v6);
+    write_flags(maps, union_v6.always_v6)?;
+    write_summary_v6(maps, &old_tables.summary_v6, &union_v6)?;
+    let mut transition = old_tables.states_v4.clone();
+    for (index, (old_word, new_word)) in old_tables
+        .states_v4
+        .iter()
+        .zip(&new_tables.states_v4)
+        .enumerate()
+    {
+        if old_word != new_word {
+            let mut word = *old_word;
+            for slot in 0..32 {
+                let shift = slot * 2;
+                if (old_word >> shift) & 3 != (new_word >> shift) & 3 {
+                    word |= ban_state::EXACT << shift;
+                }
+            }
+            transition[index] = word;
+        }
+    }
+    write_states(maps, &old_tables.states_v4, &transition)?;
 
-    // 2. New and changed prefixes.
-    let old_values: std::collections::BTreeMap<IpNet, (u64, u64)> = old_effective
+    // 2. The tries.
+    let old_values: BTreeMap<IpNet, (u64, u64)> = old_effective
         .iter()
         .map(|(net, effective, own)| (*net, (*effective, *own)))
         .collect();
     for (net, effective, own) in &new_effective {
-        if old_values.get(net) == Some(&(*effective, *own)) {
-            continue;
+        if old_values.get(net) != Some(&(*effective, *own)) {
+            let value = BanValue {
+                expires_ns: *effective,
+                own_expires_ns: *own,
+            };
+            insert(maps, net, value)?;
         }
-        let value = BanValue {
-            expires_ns: *effective,
-            own_expires_ns: *own,
-        };
-        insert(maps, net, value)?;
     }
-
-    // 3. Summary bits of both sets.
-    for (index, word) in union.v4.iter_mut().enumerate() {
-        *word |= old_summary.v4[index];
-    }
-    for (index, word) in union.v6.iter_mut().enumerate() {
-        *word |= old_summary.v6[index];
-    }
-    write_words(maps, &old_summary, &union)?;
-
-    // 4. Gone prefixes.
-    let new_nets: std::collections::BTreeSet<IpNet> =
-        new_effective.iter().map(|(net, ..)| *net).collect();
+    let kept: std::collections::BTreeSet<&IpNet> = new.iter().map(|(net, _)| net).collect();
     for (net, ..) in &old_effective {
-        if !new_nets.contains(net) {
+        if !kept.contains(net) {
             remove(maps, net)?;
         }
     }
 
-    // 5. Only the new summary.
-    write_words(maps, &union, &new_summary)?;
-    write_flags(maps, &new_summary)
+    // 3. Per-/24 entries, then the final states and summary.
+    for (bucket, entry) in &new_tables.partial_v4 {
+        if old_tables.partial_v4.get(bucket) != Some(entry) {
+            maps.ban24
+                .insert(bucket, entry, 0)
+                .map_err(map_error(dockfw_common::BAN24_MAP))?;
+        }
+    }
+    write_states(maps, &transition, &new_tables.states_v4)?;
+    for bucket in old_tables.partial_v4.keys() {
+        if !new_tables.partial_v4.contains_key(bucket) {
+            match maps.ban24.remove(bucket) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(source) => {
+                    return Err(WriteError::Map {
+                        map: dockfw_common::BAN24_MAP,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+    write_summary_v6(maps, &union_v6, &new_tables.summary_v6)?;
+    write_flags(maps, new_tables.summary_v6.always_v6)
+}
+
+/// Rewrites every shortcut from the tries' content: after re-adopting pins
+/// whose previous writer may have died half-way through an update.
+pub fn resync_bans(maps: &mut Maps, bans: &BanSet) -> Result<(), WriteError> {
+    let tables = bans.tables();
+    for (index, word) in tables.states_v4.iter().enumerate() {
+        maps.ban_states_v4
+            .set(index as u32, *word, 0)
+            .map_err(map_error(dockfw_common::BAN_STATES_V4_MAP))?;
+    }
+    let stale: Vec<u32> = maps
+        .ban24
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|bucket| !tables.partial_v4.contains_key(bucket))
+        .collect();
+    for bucket in stale {
+        let _ = maps.ban24.remove(&bucket);
+    }
+    for (bucket, entry) in &tables.partial_v4 {
+        maps.ban24
+            .insert(bucket, entry, 0)
+            .map_err(map_error(dockfw_common::BAN24_MAP))?;
+    }
+    for (index, word) in tables.summary_v6.v6.iter().enumerate() {
+        maps.ban_summary_v6
+            .set(index as u32, *word, 0)
+            .map_err(map_error(dockfw_common::BAN_SUMMARY_V6_MAP))?;
+    }
+    write_flags(maps, tables.summary_v6.always_v6)
 }
 
 fn insert(maps: &mut Maps, net: &IpNet, value: BanValue) -> Result<(), WriteError> {
@@ -167,15 +238,24 @@ fn remove(maps: &mut Maps, net: &IpNet) -> Result<(), WriteError> {
     }
 }
 
-/// Writes the summary words that differ between `from` and `to`.
-fn write_words(maps: &mut Maps, from: &Summary, to: &Summary) -> Result<(), WriteError> {
-    for (index, (old, new)) in from.v4.iter().zip(&to.v4).enumerate() {
+/// Writes the IPv4 state words that differ between `from` and `to`.
+fn write_states(maps: &mut Maps, from: &[u64], to: &[u64]) -> Result<(), WriteError> {
+    for (index, (old, new)) in from.iter().zip(to).enumerate() {
         if old != new {
-            maps.ban_summary_v4
+            maps.ban_states_v4
                 .set(index as u32, *new, 0)
-                .map_err(map_error(dockfw_common::BAN_SUMMARY_V4_MAP))?;
+                .map_err(map_error(dockfw_common::BAN_STATES_V4_MAP))?;
         }
     }
+    Ok(())
+}
+
+/// Writes the IPv6 summary words that differ between `from` and `to`.
+fn write_summary_v6(
+    maps: &mut Maps,
+    from: &PrefixSummary,
+    to: &PrefixSummary,
+) -> Result<(), WriteError> {
     for (index, (old, new)) in from.v6.iter().zip(&to.v6).enumerate() {
         if old != new {
             maps.ban_summary_v6
@@ -186,17 +266,13 @@ fn write_words(maps: &mut Maps, from: &Summary, to: &Summary) -> Result<(), Writ
     Ok(())
 }
 
-fn write_flags(maps: &mut Maps, summary: &Summary) -> Result<(), WriteError> {
+fn write_flags(maps: &mut Maps, always_v6: bool) -> Result<(), WriteError> {
     let mut config = maps
         .config
         .get(&0, 0)
         .map_err(map_error(dockfw_common::CONFIG_MAP))?;
-    let mut flags =
-        config.flags & !(config_flag::BAN_LOOKUP_ALWAYS_V4 | config_flag::BAN_LOOKUP_ALWAYS_V6);
-    if summary.always_v4 {
-        flags |= config_flag::BAN_LOOKUP_ALWAYS_V4;
-    }
-    if summary.always_v6 {
+    let mut flags = config.flags & !config_flag::BAN_LOOKUP_ALWAYS_V6;
+    if always_v6 {
         flags |= config_flag::BAN_LOOKUP_ALWAYS_V6;
     }
     if flags != config.flags {

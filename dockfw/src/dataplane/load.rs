@@ -13,12 +13,13 @@ use aya::{
     programs::{ProgramError, SchedClassifier, Xdp},
 };
 use dockfw_common::{
-    BAN_SUMMARY_V4_MAP, BAN_SUMMARY_V6_MAP, BANS_V4_MAP, BANS_V6_MAP, BanValue, CONFIG_MAP, Config,
-    Counter, EVENT_BUDGET_MAP, EVENTS_MAP, FRAGS_MAP, FragKey, FragValue, GLOBAL_STATS_MAP,
-    IFACE_MASKS_MAP, IfaceMaskKey, OUTCOMES_PER_STAT, PINNED_MAPS, POLICIES_MAP, PORT_ADDRS_MAP,
-    PORT_INDEX_MAP, PROG_TC, PROG_XDP, PortKey, PortPolicy, RATE_AGGREGATE_MAP, RATE_SOURCES_MAP,
-    RULE_SOURCES_V4_MAP, RULE_SOURCES_V6_MAP, RULES_MAP, RateKey, RuleAction, STATS_MAP,
-    SourceKeyV4, SourceKeyV6, TRACE_MAP, TRACE_MODE_GLOBAL, TraceRecord, capacity,
+    BAN_STATES_V4_MAP, BAN_SUMMARY_V6_MAP, BAN24_MAP, BANS_V4_MAP, BANS_V6_MAP, Ban24, BanValue,
+    CONFIG_MAP, Config, Counter, EVENT_BUDGET_MAP, EVENTS_MAP, FRAGS_MAP, FragKey, FragValue,
+    GLOBAL_STATS_MAP, IFACE_MASKS_MAP, IfaceMaskKey, OUTCOMES_PER_STAT, PINNED_MAPS, POLICIES_MAP,
+    PORT_ADDRS_MAP, PORT_INDEX_MAP, PROG_TC, PROG_XDP, PortKey, PortPolicy, RATE_AGGREGATE_MAP,
+    RATE_SOURCES_MAP, RULE_SOURCE_SUMMARY_V4_MAP, RULE_SOURCE_SUMMARY_V6_MAP, RULE_SOURCES_V4_MAP,
+    RULE_SOURCES_V6_MAP, RULES_MAP, RateKey, RuleAction, STATS_MAP, SourceKeyV4, SourceKeyV6,
+    TRACE_MAP, TRACE_MODE_GLOBAL, TraceRecord, capacity,
 };
 
 /// Map capacities (`max_entries`). They apply when a map is created; a
@@ -35,6 +36,8 @@ pub struct Capacities {
     pub bans_v4: u32,
     /// Banned IPv6 prefixes.
     pub bans_v6: u32,
+    /// Partially banned IPv4 /24s.
+    pub ban24: u32,
     /// Rule source prefixes (IPv4) over both generations.
     pub rule_sources_v4: u32,
     /// Rule source prefixes (IPv6) over both generations.
@@ -57,6 +60,7 @@ impl Default for Capacities {
             port_addrs: capacity::PORT_ADDRS,
             bans_v4: capacity::BANS_V4,
             bans_v6: capacity::BANS_V6,
+            ban24: capacity::BAN24,
             rule_sources_v4: capacity::RULE_SOURCES_V4,
             rule_sources_v6: capacity::RULE_SOURCES_V6,
             iface_masks: capacity::IFACE_MASKS,
@@ -150,10 +154,16 @@ pub struct Maps {
     pub bans_v4: LpmTrie<MapData, [u8; 4], BanValue>,
     /// [`dockfw_common::BANS_V6_MAP`].
     pub bans_v6: LpmTrie<MapData, [u8; 16], BanValue>,
-    /// [`dockfw_common::BAN_SUMMARY_V4_MAP`].
-    pub ban_summary_v4: Array<MapData, u64>,
+    /// [`dockfw_common::BAN_STATES_V4_MAP`].
+    pub ban_states_v4: Array<MapData, u64>,
+    /// [`dockfw_common::BAN24_MAP`].
+    pub ban24: HashMap<MapData, u32, Ban24>,
     /// [`dockfw_common::BAN_SUMMARY_V6_MAP`].
     pub ban_summary_v6: Array<MapData, u64>,
+    /// [`dockfw_common::RULE_SOURCE_SUMMARY_V4_MAP`].
+    pub rule_source_summary_v4: Array<MapData, u64>,
+    /// [`dockfw_common::RULE_SOURCE_SUMMARY_V6_MAP`].
+    pub rule_source_summary_v6: Array<MapData, u64>,
     /// [`dockfw_common::RULE_SOURCES_V4_MAP`].
     pub rule_sources_v4: LpmTrie<MapData, SourceKeyV4, u32>,
     /// [`dockfw_common::RULE_SOURCES_V6_MAP`].
@@ -206,6 +216,7 @@ impl Dataplane {
             .map_max_entries(PORT_ADDRS_MAP, capacities.port_addrs)
             .map_max_entries(BANS_V4_MAP, capacities.bans_v4)
             .map_max_entries(BANS_V6_MAP, capacities.bans_v6)
+            .map_max_entries(BAN24_MAP, capacities.ban24)
             .map_max_entries(RULE_SOURCES_V4_MAP, capacities.rule_sources_v4)
             .map_max_entries(RULE_SOURCES_V6_MAP, capacities.rule_sources_v6)
             .map_max_entries(IFACE_MASKS_MAP, capacities.iface_masks)
@@ -322,6 +333,7 @@ impl Maps {
             port_addrs: entries(&self.port_addrs)?,
             bans_v4: entries(&self.bans_v4)?,
             bans_v6: entries(&self.bans_v6)?,
+            ban24: entries(&self.ban24)?,
             rule_sources_v4: entries(&self.rule_sources_v4)?,
             rule_sources_v6: entries(&self.rule_sources_v6)?,
             iface_masks: entries(&self.iface_masks)?,
@@ -347,8 +359,11 @@ impl Maps {
             rules: take(ebpf, RULES_MAP)?,
             bans_v4: take(ebpf, BANS_V4_MAP)?,
             bans_v6: take(ebpf, BANS_V6_MAP)?,
-            ban_summary_v4: take(ebpf, BAN_SUMMARY_V4_MAP)?,
+            ban_states_v4: take(ebpf, BAN_STATES_V4_MAP)?,
+            ban24: take(ebpf, BAN24_MAP)?,
             ban_summary_v6: take(ebpf, BAN_SUMMARY_V6_MAP)?,
+            rule_source_summary_v4: take(ebpf, RULE_SOURCE_SUMMARY_V4_MAP)?,
+            rule_source_summary_v6: take(ebpf, RULE_SOURCE_SUMMARY_V6_MAP)?,
             rule_sources_v4: take(ebpf, RULE_SOURCES_V4_MAP)?,
             rule_sources_v6: take(ebpf, RULE_SOURCES_V6_MAP)?,
             iface_masks: take(ebpf, IFACE_MASKS_MAP)?,

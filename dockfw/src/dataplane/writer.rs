@@ -23,12 +23,12 @@ use std::{
 use aya::maps::{MapError, PerCpuValues, lpm_trie::Key};
 use dockfw_common::{
     Config, Counter, IfaceMaskKey, OUTCOMES_PER_STAT, PORT_INDEX_SPECIFIC, PortKey, RuleAction,
-    SourceKeyV4, SourceKeyV6, generation_base, port_index, stat_index,
+    SourceKeyV4, SourceKeyV6, config_flag, generation_base, port_index, stat_index,
 };
 use ipnet::IpNet;
 
 use super::{Capacities, Maps};
-use crate::{compile::CompiledPolicy, model::BindingKey};
+use crate::{compile::CompiledPolicy, model::BindingKey, summary::PrefixSummary};
 
 /// How long a generation must have been inactive before it is rewritten.
 pub const QUIESCE: Duration = Duration::from_millis(10);
@@ -91,6 +91,25 @@ pub struct Placement {
     pub rule_base: u32,
 }
 
+impl Contents {
+    /// The source prefixes the generation's tries hold.
+    fn prefixes(&self) -> Vec<IpNet> {
+        let v4 = self.sources_v4.iter().filter_map(|key| {
+            let len = key.prefix_len().checked_sub(32)?;
+            ipnet::Ipv4Net::new(key.data().addr.into(), len as u8)
+                .ok()
+                .map(IpNet::V4)
+        });
+        let v6 = self.sources_v6.iter().filter_map(|key| {
+            let len = key.prefix_len().checked_sub(32)?;
+            ipnet::Ipv6Net::new(key.data().addr.into(), len as u8)
+                .ok()
+                .map(IpNet::V6)
+        });
+        v4.chain(v6).collect()
+    }
+}
+
 /// The result of an update.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
@@ -104,6 +123,8 @@ pub struct Applied {
 #[derive(Default)]
 pub struct GenerationWriter {
     last_flip: Option<Instant>,
+    /// What the rule-source summary maps hold (`None` = unknown).
+    source_summary: Option<PrefixSummary>,
     /// Per generation: what it holds (`None` = unknown, e.g. after
     /// re-adopting pinned maps; then it is found by scanning).
     contents: [Option<Contents>; 2],
@@ -153,8 +174,23 @@ impl GenerationWriter {
         let (contents, placements) = plan.write(maps, compiled, next)?;
         self.contents[next as usize] = Some(contents);
 
+        // The source summary covers both generations' prefixes while either
+        // may be in use.
+        let summary = PrefixSummary::build(
+            compiled
+                .ports
+                .iter()
+                .flat_map(|port| port.sources.prefixes.iter().map(|(net, _)| net))
+                .chain(active_contents.prefixes().iter()),
+        );
+        self.write_source_summary(maps, summary.clone())?;
+        let mut flags = config.flags & !config_flag::SOURCE_LOOKUP_ALWAYS_V6;
+        if summary.always_v6 {
+            flags |= config_flag::SOURCE_LOOKUP_ALWAYS_V6;
+        }
         let flipped = Config {
             active_generation: next,
+            flags,
             ..config
         };
         maps.config
@@ -373,6 +409,44 @@ impl Plan {
             contents.port_index.push(index);
         }
         Ok((contents, self.placements.clone()))
+    }
+}
+
+impl GenerationWriter {
+    /// Writes the rule-source summary words that changed (all of them when
+    /// the maps' content is unknown).
+    fn write_source_summary(
+        &mut self,
+        maps: &mut Maps,
+        summary: PrefixSummary,
+    ) -> Result<(), WriteError> {
+        let previous = self.source_summary.take();
+        let words = [
+            (
+                &summary.v4,
+                previous.as_ref().map(|old| &old.v4),
+                dockfw_common::RULE_SOURCE_SUMMARY_V4_MAP,
+            ),
+            (
+                &summary.v6,
+                previous.as_ref().map(|old| &old.v6),
+                dockfw_common::RULE_SOURCE_SUMMARY_V6_MAP,
+            ),
+        ];
+        for (family, (new, old, name)) in words.into_iter().enumerate() {
+            let map = if family == 0 {
+                &mut maps.rule_source_summary_v4
+            } else {
+                &mut maps.rule_source_summary_v6
+            };
+            for (index, word) in new.iter().enumerate() {
+                if old.is_none_or(|old| old.get(index) != Some(word)) {
+                    map.set(index as u32, *word, 0).map_err(map_error(name))?;
+                }
+            }
+        }
+        self.source_summary = Some(summary);
+        Ok(())
     }
 }
 

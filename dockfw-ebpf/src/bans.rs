@@ -1,0 +1,98 @@
+//! Bans, checked for every packet to a published port. Flat in the number of
+//! bans: for IPv4 the two-bit state of the source's /24 (one inlined array
+//! lookup) decides most packets outright; a partially banned /24 costs one
+//! hash lookup; only timed bans too wide for per-/24 entries, and entries
+//! whose earliest expiry has passed, ask the LPM trie, which is exact. For
+//! IPv6 a one-bit summary over hashed /32s guards the trie.
+
+use aya_ebpf::maps::{Array, lpm_trie::Key};
+use dockfw_common::{ban_state, config_flag, family, summary_bucket_v4, summary_bucket_v6};
+
+use crate::{
+    clock::Clock,
+    maps::{DFW_BAN24, DFW_BANS_V4, DFW_BANS_V6, DFW_BANSTATE_V4, DFW_BANSUM_V6},
+    parse::Packet,
+};
+
+/// Prefix length of a whole IPv4 address.
+const V4_BITS: u32 = 32;
+/// Prefix length of a whole IPv6 address.
+const V6_BITS: u32 = 128;
+/// /24 buckets per 64-bit word of the IPv4 state array (two bits each).
+const STATES_PER_WORD: u32 = 32;
+
+/// Whether bucket `bucket` of a one-bit summary is set (a missing word, which
+/// cannot happen with the sizes user space creates, counts as set).
+#[inline(always)]
+pub fn bucket_set(summary: &Array<u64>, bucket: u32) -> bool {
+    match summary.get(bucket >> 6) {
+        Some(word) => (*word >> (bucket & 63)) & 1 != 0,
+        None => true,
+    }
+}
+
+/// Whether the packet's source is banned now.
+#[inline(always)]
+pub fn is_banned(packet: &Packet, config_flags: u32, clock: &mut Clock) -> bool {
+    let first = u32::from_be(packet.src[0]);
+    if packet.family == family::V4 {
+        let bucket = summary_bucket_v4(first);
+        let state = match DFW_BANSTATE_V4.get(bucket / STATES_PER_WORD) {
+            Some(word) => (*word >> ((bucket % STATES_PER_WORD) * 2)) & 3,
+            None => ban_state::EXACT,
+        };
+        match state {
+            ban_state::NONE => false,
+            ban_state::BANNED => true,
+            ban_state::PARTIAL => match DFW_BAN24.get_ptr(bucket) {
+                Some(entry) => {
+                    let host = (first & 0xff) as usize;
+                    // SAFETY: a pointer from a successful lookup; fields read
+                    // once each.
+                    let (word, expires) =
+                        unsafe { ((*entry).bits[(host >> 6) & 3], (*entry).expires_ns) };
+                    if (word >> (host & 63)) & 1 == 0 {
+                        false
+                    } else if expires == u64::MAX || clock.now() < expires {
+                        true
+                    } else {
+                        trie_v4(packet, clock)
+                    }
+                }
+                None => trie_v4(packet, clock),
+            },
+            _ => trie_v4(packet, clock),
+        }
+    } else {
+        if config_flags & config_flag::BAN_LOOKUP_ALWAYS_V6 == 0
+            && !bucket_set(&DFW_BANSUM_V6, summary_bucket_v6(first))
+        {
+            return false;
+        }
+        unexpired(
+            DFW_BANS_V6
+                .get(Key::new(V6_BITS, packet.src))
+                .map(|ban| ban.expires_ns),
+            clock,
+        )
+    }
+}
+
+#[inline(always)]
+fn trie_v4(packet: &Packet, clock: &mut Clock) -> bool {
+    unexpired(
+        DFW_BANS_V4
+            .get(Key::new(V4_BITS, packet.src[0]))
+            .map(|ban| ban.expires_ns),
+        clock,
+    )
+}
+
+#[inline(always)]
+fn unexpired(expiry: Option<u64>, clock: &mut Clock) -> bool {
+    match expiry {
+        None => false,
+        Some(u64::MAX) => true,
+        Some(expiry) => clock.now() < expiry,
+    }
+}

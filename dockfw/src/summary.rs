@@ -1,0 +1,157 @@
+//! One-bit-per-bucket summaries over sets of prefixes, as the data plane
+//! reads them to skip a trie lookup: bucket = IPv4 /24, or a hash of the
+//! first 32 bits of an IPv6 address. A bucket is set when some prefix of
+//! the set intersects it, so a clear bucket proves "no prefix covers this
+//! address".
+
+use std::net::IpAddr;
+
+use dockfw_common::{SUMMARY_WORDS, summary_bucket_v4, summary_bucket_v6};
+use ipnet::IpNet;
+
+/// IPv6 prefixes shorter than this are not summarised (they would set up
+/// to 2^8 buckets each at /24 already); their presence makes the data plane
+/// always do the lookup.
+const V6_MIN_LEN: u8 = 24;
+/// The IPv6 bucket hashes the first 32 bits.
+const V6_BUCKET_BITS: u8 = 32;
+
+/// Summary bitmaps for both families.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrefixSummary {
+    /// IPv4: one bit per /24.
+    pub v4: Vec<u64>,
+    /// IPv6: one bit per hashed /32.
+    pub v6: Vec<u64>,
+    /// Some IPv6 prefix is too short to summarise.
+    pub always_v6: bool,
+}
+
+impl Default for PrefixSummary {
+    fn default() -> Self {
+        Self {
+            v4: vec![0; SUMMARY_WORDS as usize],
+            v6: vec![0; SUMMARY_WORDS as usize],
+            always_v6: false,
+        }
+    }
+}
+
+impl PrefixSummary {
+    /// The summary of `prefixes`.
+    pub fn build<'a>(prefixes: impl IntoIterator<Item = &'a IpNet>) -> Self {
+        let mut summary = Self::default();
+        for net in prefixes {
+            summary.add(net);
+        }
+        summary
+    }
+
+    /// Adds one prefix.
+    pub fn add(&mut self, net: &IpNet) {
+        match net {
+            IpNet::V4(net) => {
+                let first = summary_bucket_v4(u32::from(net.network()));
+                let last = summary_bucket_v4(u32::from(net.broadcast()));
+                set_range(&mut self.v4, first, last);
+            }
+            IpNet::V6(net) if net.prefix_len() < V6_MIN_LEN => self.always_v6 = true,
+            IpNet::V6(net) => {
+                let prefix = (u128::from(net.network()) >> 96) as u32;
+                let span = if net.prefix_len() >= V6_BUCKET_BITS {
+                    1
+                } else {
+                    1u32 << (V6_BUCKET_BITS - net.prefix_len())
+                };
+                for offset in 0..span {
+                    let bucket = summary_bucket_v6(prefix.wrapping_add(offset));
+                    set_range(&mut self.v6, bucket, bucket);
+                }
+            }
+        }
+    }
+
+    /// Whether the data plane would do the lookup for `addr`.
+    pub fn maybe(&self, addr: &IpAddr) -> bool {
+        let (words, bucket) = match addr {
+            IpAddr::V4(addr) => (&self.v4, summary_bucket_v4(u32::from(*addr))),
+            IpAddr::V6(addr) => {
+                if self.always_v6 {
+                    return true;
+                }
+                (
+                    &self.v6,
+                    summary_bucket_v6((u128::from(*addr) >> 96) as u32),
+                )
+            }
+        };
+        words
+            .get(bucket as usize / 64)
+            .is_none_or(|word| word >> (bucket % 64) & 1 != 0)
+    }
+
+    /// Bucket-wise union.
+    pub fn union(&self, other: &Self) -> Self {
+        Self {
+            v4: self.v4.iter().zip(&other.v4).map(|(a, b)| a | b).collect(),
+            v6: self.v6.iter().zip(&other.v6).map(|(a, b)| a | b).collect(),
+            always_v6: self.always_v6 || other.always_v6,
+        }
+    }
+}
+
+/// Sets bits `first..=last` of a bitmap.
+pub fn set_range(words: &mut [u64], first: u32, last: u32) {
+    let (first, last) = (first as usize, last as usize);
+    for index in first / 64..=last / 64 {
+        let low = if index == first / 64 { first % 64 } else { 0 };
+        let high = if index == last / 64 { last % 64 } else { 63 };
+        let mask = if high - low == 63 {
+            u64::MAX
+        } else {
+            ((1u64 << (high - low + 1)) - 1) << low
+        };
+        if let Some(word) = words.get_mut(index) {
+            *word |= mask;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_cover_their_prefixes_and_little_else() {
+        let nets: Vec<IpNet> = [
+            "10.0.0.0/8",
+            "192.0.2.7/32",
+            "198.51.100.0/22",
+            "2001:db8:1::/48",
+            "2001:db8::/28",
+        ]
+        .iter()
+        .map(|net| net.parse().unwrap())
+        .collect();
+        let summary = PrefixSummary::build(&nets);
+        for addr in [
+            "10.200.3.4",
+            "192.0.2.7",
+            "198.51.103.255",
+            "2001:db8:1::9",
+            "2001:db8:f::1",
+        ] {
+            assert!(summary.maybe(&addr.parse().unwrap()), "{addr}");
+        }
+        for addr in ["11.0.0.1", "192.0.3.7", "198.51.104.1"] {
+            assert!(!summary.maybe(&addr.parse().unwrap()), "{addr}");
+        }
+        assert!(!summary.always_v6);
+        let wide = PrefixSummary::build(&["2000::/16".parse().unwrap()]);
+        assert!(wide.always_v6 && wide.maybe(&"3000::1".parse().unwrap()));
+        let union = summary.union(&PrefixSummary::build(&["11.0.0.0/24".parse().unwrap()]));
+        assert!(
+            union.maybe(&"11.0.0.1".parse().unwrap()) && union.maybe(&"10.0.0.1".parse().unwrap())
+        );
+    }
+}
