@@ -46,6 +46,11 @@ pub enum Command {
     Check(CheckArgs),
     /// Remove dockfw's programs, links and pinned maps.
     Detach(DetachArgs),
+    /// Explain what dockfw does with a packet (or every packet of a
+    /// capture): verdict, reason, rule, published port and container, and
+    /// what netfilter does next. Runs the real data plane against the live
+    /// maps without side effects.
+    Trace(crate::trace::TraceArgs),
 }
 
 /// Where the running daemon and its pins are.

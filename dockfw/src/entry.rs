@@ -48,6 +48,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Status(args) => commands::status(&args),
         Command::Check(args) => commands::check(&args),
         Command::Detach(args) => commands::detach(&args),
+        Command::Trace(args) => crate::trace::command(&args),
     }
 }
 

@@ -17,3 +17,4 @@ pub mod model;
 pub mod policy;
 pub mod status;
 pub mod summary;
+pub mod trace;

@@ -36,6 +36,9 @@ pub enum Request {
     Status,
     /// Re-read the policy (like SIGHUP).
     Reload,
+    /// What `dockfw trace` needs to name a decision: ports, containers and
+    /// rules by statistic id.
+    TraceContext,
 }
 
 /// One ban as listed.
@@ -65,6 +68,11 @@ pub enum Response {
     Status {
         /// The status.
         status: Box<Status>,
+    },
+    /// The names behind statistic ids, for `dockfw trace`.
+    TraceContext {
+        /// Ports, containers and rules.
+        context: Box<crate::trace::TraceContext>,
     },
     /// The request failed; nothing changed.
     Error {

@@ -186,6 +186,9 @@ fn answer(engine: &mut Engine, request: Request, docker: DockerStatus) -> Respon
         Request::Reload => engine.reload_policy(true).map(|_| Response::Ok {
             message: "policy reloaded".into(),
         }),
+        Request::TraceContext => Ok(Response::TraceContext {
+            context: Box::new(engine.trace_context()),
+        }),
     };
     result.unwrap_or_else(|error| Response::Error {
         message: error.to_string(),

@@ -90,4 +90,18 @@ impl Engine {
             warnings: self.compiled.warnings.clone(),
         }
     }
+
+    /// What `dockfw trace` needs to name the data plane's decisions.
+    pub fn trace_context(&self) -> crate::trace::TraceContext {
+        let mut context = crate::trace::TraceContext::from_compiled(&self.compiled, &self.policy);
+        context.policy_generation = Some(self.applies);
+        context.active_slot = Some(self.active_slot);
+        context.audit = self.config.audit;
+        context.interfaces = self
+            .attachments
+            .iter()
+            .map(|attachment| (attachment.iface.clone(), attachment.ifindex))
+            .collect();
+        context
+    }
 }
