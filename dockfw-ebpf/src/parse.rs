@@ -263,6 +263,11 @@ fn parse_ipv6(pos: usize, end: usize) -> Parsed {
                 };
                 next = ext[0];
                 pos += (usize::from(ext[1]) + 1) * 8;
+                // The whole header must be there, even when what follows it
+                // is never read (another protocol, or the end of the walk).
+                if pos > end {
+                    return Parsed::Skip(reason::MALFORMED);
+                }
             }
             IPPROTO_FRAGMENT => {
                 let Some(ext) = load::<IPV6_FRAG_HLEN>(pos, end) else {
@@ -312,6 +317,10 @@ fn parse_l4(mut packet: Packet, pos: usize, end: usize) -> Parsed {
             };
             // Data offset below 5 words is not a valid TCP header.
             if t[12] >> 4 < 5 {
+                return Parsed::Skip(reason::MALFORMED);
+            }
+            // Options cut off by the end of the frame: a truncated header.
+            if pos + usize::from(t[12] >> 4) * 4 > end {
                 return Parsed::Skip(reason::MALFORMED);
             }
             // SAFETY: `load` checked that 20 bytes follow `pos`.
