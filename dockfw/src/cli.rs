@@ -46,6 +46,11 @@ pub enum Command {
     Check(CheckArgs),
     /// Remove dockfw's programs, links and pinned maps.
     Detach(DetachArgs),
+    /// Stream the sampled drop events of the running daemon, one per line.
+    Events(EventsArgs),
+    /// Live view of drop and pass rates per published port, reason and
+    /// rule, and the heaviest sampled sources, refreshed like `top`.
+    Top(TopArgs),
     /// Explain what dockfw does with a packet (or every packet of a
     /// capture): verdict, reason, rule, published port and container, and
     /// what netfilter does next. Runs the real data plane against the live
@@ -109,6 +114,42 @@ pub struct DetachArgs {
     /// Pin directory.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_PIN_DIR, env = "DOCKFW_PIN_DIR")]
     pub pin_dir: PathBuf,
+}
+
+/// `dockfw events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Print the events the daemon has buffered before the new ones.
+    #[arg(long)]
+    pub replay: bool,
+    /// Exit after this many events.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `dockfw top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Time between refreshes (`1s`, `500ms`; a plain number is seconds).
+    #[arg(
+        short = 'd',
+        long,
+        value_name = "INTERVAL",
+        default_value = "1s",
+        value_parser = crate::top::command::parse_interval
+    )]
+    pub interval: Duration,
+    /// Exit after this many frames.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub iterations: Option<u64>,
+    /// Print frames one after another without clearing the screen (for
+    /// logs and pipes; also when stdout is not a terminal).
+    #[arg(short = 'b', long)]
+    pub batch: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// How the daemon logs.

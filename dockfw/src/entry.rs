@@ -48,6 +48,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Status(args) => commands::status(&args),
         Command::Check(args) => commands::check(&args),
         Command::Detach(args) => commands::detach(&args),
+        Command::Events(args) => crate::events::command::run(&args),
+        Command::Top(args) => crate::top::command::run(&args),
         Command::Trace(args) => crate::trace::command(&args),
     }
 }

@@ -36,6 +36,15 @@ pub enum Request {
     Status,
     /// Re-read the policy (like SIGHUP).
     Reload,
+    /// Stream sampled drop events (`dockfw events`), one JSON line each,
+    /// until the client hangs up; with `replay`, the buffered ones first.
+    Events {
+        /// Send the buffered events first.
+        #[serde(default)]
+        replay: bool,
+    },
+    /// Counters and heavy sources for one `dockfw top` refresh.
+    Top,
     /// What `dockfw trace` needs to name a decision: ports, containers and
     /// rules by statistic id.
     TraceContext,
@@ -73,6 +82,11 @@ pub enum Response {
     TraceContext {
         /// Ports, containers and rules.
         context: Box<crate::trace::TraceContext>,
+    },
+    /// One `dockfw top` refresh.
+    Top {
+        /// Cumulative counters and the heaviest sampled sources.
+        top: Box<crate::top::TopSnapshot>,
     },
     /// The request failed; nothing changed.
     Error {

@@ -46,7 +46,11 @@ pub fn bind(run_dir: &Path) -> io::Result<(UnixListener, PathBuf)> {
 }
 
 /// Serves connections until the receiver of `requests` goes away.
-pub async fn serve(listener: UnixListener, requests: mpsc::Sender<Envelope>) {
+pub async fn serve(
+    listener: UnixListener,
+    requests: mpsc::Sender<Envelope>,
+    events: crate::events::EventHub,
+) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -56,15 +60,20 @@ pub async fn serve(listener: UnixListener, requests: mpsc::Sender<Envelope>) {
             }
         };
         let requests = requests.clone();
+        let events = events.clone();
         tokio::spawn(async move {
-            if let Err(error) = handle(stream, requests).await {
+            if let Err(error) = handle(stream, requests, events).await {
                 debug!(%error, "control connection ended with an error");
             }
         });
     }
 }
 
-async fn handle(stream: UnixStream, requests: mpsc::Sender<Envelope>) -> io::Result<()> {
+async fn handle(
+    stream: UnixStream,
+    requests: mpsc::Sender<Envelope>,
+    events: crate::events::EventHub,
+) -> io::Result<()> {
     let (reader, mut writer) = stream.into_split();
     let mut line = String::new();
     let read = BufReader::new(reader.take(MAX_REQUEST as u64))
@@ -77,6 +86,10 @@ async fn handle(stream: UnixStream, requests: mpsc::Sender<Envelope>) -> io::Res
             Err(error) => Response::Error {
                 message: format!("unreadable request: {error}"),
             },
+            // A stream, answered here rather than by the daemon's loop.
+            Ok(Request::Events { replay }) => {
+                return crate::events::stream::serve(writer, &events, replay).await;
+            }
             Ok(request) => {
                 let (reply, answer) = oneshot::channel();
                 if requests.send((request, reply)).await.is_err() {

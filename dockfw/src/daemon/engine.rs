@@ -65,6 +65,9 @@ pub struct Engine {
     pub(super) applies: u64,
     pub(super) active_slot: u32,
     pub(super) last_error: Option<String>,
+    /// Policy loads and compiles that failed
+    /// (`dockfw_policy_reload_errors_total`).
+    pub(super) reload_errors: u64,
     /// Whether the policy file has loaded at least once: until then the
     /// pinned generation of a previous run stays active untouched.
     policy_loaded: bool,
@@ -150,6 +153,7 @@ impl Engine {
             policy: Policy::default(),
             compiled: CompiledPolicy::default(),
             applies: persisted.applies,
+            reload_errors: u64::from(last_error.is_some()),
             policy_loaded: last_error.is_none(),
             last_error,
         })
@@ -190,6 +194,7 @@ impl Engine {
             Err(error) => {
                 let message = error.to_string();
                 warn!(error = %message, "policy file rejected; the policy in force stays in force");
+                self.reload_errors += 1;
                 self.last_error = Some(message.clone());
                 Err(DaemonError::Policy(message))
             }
@@ -245,6 +250,7 @@ impl Engine {
     }
 
     fn failed(&mut self, message: String) -> DaemonError {
+        self.reload_errors += 1;
         warn!(error = %message, "policy not applied; the policy in force stays in force");
         self.last_error = Some(message.clone());
         DaemonError::Policy(message)

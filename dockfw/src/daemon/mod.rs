@@ -4,6 +4,7 @@
 //! flip.
 
 pub mod engine;
+pub mod observe;
 pub mod policy_source;
 pub mod report;
 pub mod state;
@@ -70,6 +71,15 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    /// The metrics address could not be bound.
+    #[error("serving metrics on {addr}: {source} (choose another --metrics-addr)")]
+    Metrics {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Signal handlers could not be installed.
     #[error("installing signal handlers failed: {0}")]
     Signals(#[source] std::io::Error),
@@ -105,6 +115,12 @@ pub async fn run(args: RunArgs) -> Result<(), DaemonError> {
             dir: args.run_dir.clone(),
             source,
         })?;
+    let metrics_listener = crate::metrics::server::bind(args.metrics_addr)
+        .await
+        .map_err(|source| DaemonError::Metrics {
+            addr: args.metrics_addr,
+            source,
+        })?;
     let mut engine = Engine::start(engine_config(&args))?;
     if args.audit {
         warn!("audit mode: dockfw counts would-be drops and drops nothing");
@@ -113,9 +129,12 @@ pub async fn run(args: RunArgs) -> Result<(), DaemonError> {
     let shutdown = CancellationToken::new();
     let (docker_tx, mut docker_rx) = watch::channel(DockerState::default());
     let watcher = DockerWatcher::new(host.clone());
+    let mut observer = observe::Observer::start(&mut engine, watcher.sync_errors());
     let docker_task = tokio::spawn(watcher.run(docker_tx, shutdown.clone()));
     let (control_tx, mut control_rx) = mpsc::channel(16);
-    let control_task = tokio::spawn(server::serve(listener, control_tx));
+    let control_task = tokio::spawn(server::serve(listener, control_tx, observer.hub.clone()));
+    let (scrape_tx, mut scrape_rx) = mpsc::channel(4);
+    let metrics_task = tokio::spawn(crate::metrics::server::serve(metrics_listener, scrape_tx));
 
     let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
@@ -123,6 +142,7 @@ pub async fn run(args: RunArgs) -> Result<(), DaemonError> {
     let mut policy_poll = tokio::time::interval(POLICY_POLL);
     let mut ban_sweep = tokio::time::interval(BAN_SWEEP);
     info!(socket = %socket.display(), docker = %host.url(), "dockfw running");
+    info!(addr = %args.metrics_addr, "serving metrics on GET /metrics");
 
     let docker_status = |state: &DockerState| DockerStatus {
         host: host.url(),
@@ -155,15 +175,29 @@ pub async fn run(args: RunArgs) -> Result<(), DaemonError> {
             }
             Some((request, reply)) = control_rx.recv() => {
                 let status = docker_status(&docker_rx.borrow());
-                let _ = reply.send(answer(&mut engine, request, status));
+                let response = match request {
+                    Request::Top => Response::Top {
+                        top: Box::new(observer.top(&engine)),
+                    },
+                    request => answer(&mut engine, request, status),
+                };
+                let _ = reply.send(response);
+            }
+            Some(reply) = scrape_rx.recv() => {
+                let _ = reply.send(observer.scrape(&engine));
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
+        // Events name their port and rule with the labels of the policy in
+        // force.
+        observer.refresh(&engine);
     }
     info!(keep = args.keep_on_exit, "stopping");
     shutdown.cancel();
     control_task.abort();
+    metrics_task.abort();
+    observer.stop();
     let _ = docker_task.await;
     let _ = std::fs::remove_file(&socket);
     engine.shutdown(args.keep_on_exit);
@@ -185,6 +219,10 @@ fn answer(engine: &mut Engine, request: Request, docker: DockerStatus) -> Respon
         }),
         Request::Reload => engine.reload_policy(true).map(|_| Response::Ok {
             message: "policy reloaded".into(),
+        }),
+        // Answered by the loop (top) or by the control server (events).
+        Request::Top | Request::Events { .. } => Ok(Response::Error {
+            message: "not a request for the engine".into(),
         }),
         Request::TraceContext => Ok(Response::TraceContext {
             context: Box::new(engine.trace_context()),
