@@ -12,9 +12,10 @@
 //! - ```` ```yaml ```` (compose files): the `dockfw.*` labels of the block must
 //!   give rules; ```` ```yaml invalid ```` must be refused, with the exact
 //!   message in the following ```` ```text ```` block.
-//! - ```` ```console ````, ```` ```sh ````, and blocks without an info string:
-//!   every command line `dockfw ...` (or `$ dockfw ...`, or
-//!   `cargo xtask run -- ...`) must parse with dockfw's command line.
+//! - ```` ```console ```` (commands after `$ `, output lines after them),
+//!   ```` ```sh ````, and blocks without an info string: every command line
+//!   `dockfw ...` (or `cargo xtask run -- ...`) must parse with dockfw's
+//!   command line.
 //! - ```` ```promql ````: every `dockfw_*` metric named must be listed in
 //!   `docs/metrics.md`.
 
@@ -313,6 +314,10 @@ fn check_page(page: &Path) -> (usize, Vec<String>) {
             }
             "console" | "sh" | "bash" | "" => {
                 for (offset, line) in block.text.lines().enumerate() {
+                    // In a console block, output lines follow the `$ ` ones.
+                    if block.lang() == "console" && !line.starts_with("$ ") {
+                        continue;
+                    }
                     let Some(words) = dockfw_command(line) else {
                         continue;
                     };
