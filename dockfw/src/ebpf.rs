@@ -11,3 +11,11 @@ pub static FLOOR_OBJECT: &[u8] =
 
 /// Name of the program in [`FLOOR_OBJECT`].
 pub const FLOOR_PROGRAM: &str = "dockfw_floor";
+
+/// The traffic generator for benchmarks and the demo (`dockfw_gen`, run with
+/// BPF_PROG_RUN in live-frames mode); see `dockfw-ebpf/src/trafficgen.rs`.
+pub static TRAFFICGEN_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dockfw-trafficgen"));
+
+/// Name of the program in [`TRAFFICGEN_OBJECT`].
+pub const TRAFFICGEN_PROGRAM: &str = "dockfw_gen";

@@ -9,6 +9,7 @@ pub mod model;
 pub mod netns;
 pub mod runner;
 pub mod traffic;
+pub mod trafficgen;
 
 /// Panics naming `step` unless running as root: root-only tiers never skip.
 pub fn require_root(step: &str) {
