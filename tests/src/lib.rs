@@ -7,6 +7,7 @@ pub mod docker;
 pub mod frame;
 pub mod model;
 pub mod netns;
+pub mod prometheus;
 pub mod runner;
 pub mod traffic;
 pub mod trafficgen;
