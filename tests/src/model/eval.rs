@@ -296,9 +296,15 @@ fn conditions_hold(
             .is_none_or(|(mask, value)| tcp && flags & mask == value & mask)
 }
 
+/// Banned when a ban in force covers the source; banning a prefix again
+/// replaces its earlier ban (the last one of a prefix counts).
 fn is_banned(bans: &[(IpNet, BanExpiry)], src: &IpAddr) -> bool {
-    bans.iter()
-        .any(|(net, expiry)| *expiry != BanExpiry::Past && net.contains(src))
+    bans.iter().enumerate().any(|(index, (net, expiry))| {
+        let replaced = bans[index + 1..]
+            .iter()
+            .any(|(later, _)| later.trunc() == net.trunc());
+        !replaced && *expiry != BanExpiry::Past && net.contains(src)
+    })
 }
 
 /// The per-source bucket key: IPv4 as `::ffff:a.b.c.d`, IPv6 by its /64.
