@@ -28,7 +28,7 @@ use std::{
 
 use dockfw::{
     dataplane::testrun::{Program, run},
-    model::{Action, Policy, Rule, RuleOrigin},
+    model::{Action, Per, Policy, PortSpec, Proto, Rate, RateLimit, Rule, RuleOrigin},
 };
 use dockfw_common::xdp_verdict;
 use dockfw_tests::{
@@ -143,7 +143,7 @@ fn fail(
     );
     let path = small.save(
         &regressions_dir(),
-        &format!("fuzz-{:016x}", case.seed),
+        &format!("fuzz-{:016x}-{}", case.seed, std::process::id()),
         &text,
     );
     panic!(
@@ -192,6 +192,62 @@ fn the_data_plane_agrees_with_the_reference_model() {
         "fuzz: {frames} frames (x2 programs) in {cases} cases, {elapsed:.1} s, {:.0} frames/s",
         frames as f64 / elapsed
     );
+}
+
+/// A statistic id released by one policy and handed to a new rule by a
+/// later one starts with empty buckets, per source too: the new rule must
+/// not inherit the old rule's spent buckets.
+#[test]
+fn a_recycled_statistic_id_starts_with_fresh_per_source_buckets() {
+    let mut harness = Harness::new();
+    let ingress = calibrate(&mut harness);
+    let limit = |name: &str| {
+        let mut rule = Rule::new(
+            name,
+            RuleOrigin::Label {
+                container: "web".into(),
+            },
+            Action::RateLimit(RateLimit {
+                rate: Rate {
+                    count: 1,
+                    per_ns: 3600 * 1_000_000_000,
+                },
+                burst: 1,
+                per: Per::Source,
+                total: None,
+            }),
+        );
+        rule.ports.ports = vec![PortSpec {
+            proto: Proto::Tcp,
+            low: 80,
+            high: 80,
+        }];
+        rule
+    };
+    let frame = Frame::tcp("10.0.0.7", 1000, "192.0.2.1", 80, SYN).build();
+    let step = |rules: Vec<Rule>, frames: usize| Step {
+        policy: Policy {
+            rules,
+            ..Policy::default()
+        },
+        ports: vec![tcp4(80, "web")],
+        audit: false,
+        bans: Vec::new(),
+        frames: vec![frame.clone(); frames],
+    };
+    // "a" spends 10.0.0.7's bucket; "b" arrives while "a" still holds its
+    // id; "c" gets the id "a" released.
+    let case = Case {
+        seed: 0,
+        steps: vec![
+            step(vec![limit("a")], 2),
+            step(vec![limit("b")], 0),
+            step(vec![limit("c")], 1),
+        ],
+    };
+    if let Err(failure) = run_case(&mut harness, &ingress, &case, Mode::PerFrame) {
+        fail(&mut harness, &ingress, &case, &failure);
+    }
 }
 
 #[test]

@@ -588,5 +588,22 @@ fn zero_stats(maps: &mut Maps, ids: &[u32]) -> Result<(), WriteError> {
             .set(*id, 0, 0)
             .map_err(map_error(dockfw_common::EVENT_BUDGET_MAP))?;
     }
+    // Per-source buckets are keyed by statistic id too: a recycled id must
+    // not inherit the spent buckets of the rule that held it before (they
+    // would drop sources the new rule never saw, for up to its burst time).
+    let ids: std::collections::BTreeSet<u32> = ids.iter().copied().collect();
+    let mut stale = Vec::new();
+    for key in maps.rate_sources.keys() {
+        let key = key.map_err(map_error(dockfw_common::RATE_SOURCES_MAP))?;
+        if ids.contains(&key.stat_id) {
+            stale.push(key);
+        }
+    }
+    for key in stale {
+        ignore_missing(
+            maps.rate_sources.remove(&key),
+            dockfw_common::RATE_SOURCES_MAP,
+        )?;
+    }
     Ok(())
 }
