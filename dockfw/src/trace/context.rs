@@ -69,19 +69,31 @@ pub struct PortContext {
 }
 
 /// A `DOCKER-USER` rule that stays in netfilter (dockfw cannot enforce it
-/// exactly), as the DOCKER-USER mirror explains it.
+/// exactly, or only part of it), as `dockfw mirror --explain` reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetfilterOnlyRule {
+    /// `ipv4` or `ipv6` (the iptables or ip6tables rule).
+    pub family: String,
     /// Chain holding the rule.
     pub chain: String,
     /// 1-based position in that chain.
     pub position: usize,
     /// The rule as `iptables-save` prints it.
     pub text: String,
-    /// Why it is not enforced in the fast path.
+    /// Why it is not (fully) enforced in the fast path.
     pub reason: String,
-    /// The published ports it can apply to; `None` = it may apply to any.
-    pub ports: Option<Vec<BindingKey>>,
+    /// The published ports it can apply to, as binding labels
+    /// ([`BindingKey::label`]: `8080/tcp`, `192.0.2.1:8080/tcp`); `None` =
+    /// it may apply to any.
+    pub ports: Option<Vec<String>>,
+}
+
+/// `ipv4` or `ipv6`, as metrics and the mirror report name families.
+fn family_name(key: &BindingKey) -> &'static str {
+    match key.family {
+        crate::model::Family::V4 => "ipv4",
+        crate::model::Family::V6 => "ipv6",
+    }
 }
 
 /// The DOCKER-USER mirror's view, when the daemon mirrors the chain.
@@ -97,9 +109,14 @@ impl MirrorContext {
         &'a self,
         key: &'a BindingKey,
     ) -> impl Iterator<Item = &'a NetfilterOnlyRule> + 'a {
-        self.netfilter_only
-            .iter()
-            .filter(move |rule| rule.ports.as_ref().is_none_or(|ports| ports.contains(key)))
+        let label = key.label();
+        self.netfilter_only.iter().filter(move |rule| {
+            rule.family == family_name(key)
+                && rule
+                    .ports
+                    .as_ref()
+                    .is_none_or(|ports| ports.contains(&label))
+        })
     }
 }
 
@@ -293,22 +310,31 @@ mod tests {
 
     #[test]
     fn mirror_rules_are_filtered_by_port() {
-        let rule = |position, ports| NetfilterOnlyRule {
+        let rule = |position, ports: Option<Vec<&str>>| NetfilterOnlyRule {
+            family: "ipv4".into(),
             chain: "DOCKER-USER".into(),
             position,
             text: "-A DOCKER-USER -j REJECT".into(),
             reason: "REJECT is not translated".into(),
-            ports,
+            ports: ports.map(|ports| ports.into_iter().map(String::from).collect()),
         };
         let mirror = MirrorContext {
             netfilter_only: vec![
                 rule(1, None),
-                rule(2, Some(vec![key(80)])),
-                rule(3, Some(vec![key(81)])),
+                rule(2, Some(vec!["80/tcp"])),
+                rule(3, Some(vec!["81/tcp"])),
+                NetfilterOnlyRule {
+                    family: "ipv6".into(),
+                    ..rule(4, None)
+                },
             ],
         };
         let positions: Vec<usize> = mirror.rules_for(&key(80)).map(|r| r.position).collect();
-        assert_eq!(positions, [1, 2]);
+        assert_eq!(
+            positions,
+            [1, 2],
+            "the port's and any port's, of its family"
+        );
     }
 
     #[test]

@@ -384,11 +384,12 @@ mod tests {
 
         context.mirror = Some(MirrorContext {
             netfilter_only: vec![NetfilterOnlyRule {
+                family: "ipv4".into(),
                 chain: "DOCKER-USER".into(),
                 position: 2,
                 text: "-A DOCKER-USER -p tcp -m tcp --dport 80 -j REJECT".into(),
                 reason: "REJECT".into(),
-                ports: Some(vec![context.ports[0].key]),
+                ports: Some(vec![context.ports[0].key.label()]),
             }],
         });
         let trace = explain(&record, None, &context);
