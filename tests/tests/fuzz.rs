@@ -114,7 +114,7 @@ fn generate_case(seed: u64) -> Case {
         let audit = rng.chance(10);
         let target = 1000 + rng.below(3000) as usize;
         let mut frames = Vec::with_capacity(target + 64);
-        let mut frame_rng = Rng::new(rng.next());
+        let mut frame_rng = Rng::new(rng.bits());
         let mut generator = FrameGen::new(&mut frame_rng, &current_ports);
         while frames.len() < target {
             generator.next_frames(&mut frames);

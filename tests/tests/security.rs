@@ -39,7 +39,9 @@ fn local_veth(ns: &NetNs) {
     ns.run_ok(
         "a veth pair",
         "ip",
-        &["link", "add", "dfw0", "type", "veth", "peer", "name", "dfw1"],
+        &[
+            "link", "add", "dfw0", "type", "veth", "peer", "name", "dfw1",
+        ],
     );
     for ifname in ["dfw0", "dfw1"] {
         ns.run_ok("veth up", "ip", &["link", "set", ifname, "up"]);
@@ -192,13 +194,11 @@ fn the_daemon_listens_on_nothing_but_metrics() {
             }
         }
     }
-    for listener in &listeners {
-        assert_eq!(
-            listener,
-            &format!("tcp {METRICS}"),
-            "the daemon listens on more than its metrics address: {listeners:?}"
-        );
-    }
+    assert_eq!(
+        listeners,
+        [format!("tcp {METRICS}")],
+        "the daemon listens on its metrics address (loopback by default) and nothing else"
+    );
     // Its Unix sockets: the control socket, and nothing bound elsewhere.
     let unix = fs::read_to_string(format!("/proc/{pid}/net/unix"))
         .unwrap_or_else(|error| panic!("reading /proc/{pid}/net/unix: {error}"));

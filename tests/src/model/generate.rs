@@ -27,7 +27,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn bits(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -36,7 +36,7 @@ impl Rng {
 
     /// A number below `n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.bits() % n
     }
 
     /// True with probability `percent`/100.
@@ -80,7 +80,7 @@ pub fn source(rng: &mut Rng, family: Family) -> IpAddr {
     match family {
         Family::V4 => {
             let addr = match rng.below(10) {
-                0 => rng.next() as u32,
+                0 => rng.bits() as u32,
                 1 => 0xcb00_7100 | (rng.below(256) as u32),
                 _ => 0x0a00_0000 | ((rng.below(2) as u32) << 16) | (rng.below(1024) as u32),
             };
@@ -88,7 +88,7 @@ pub fn source(rng: &mut Rng, family: Family) -> IpAddr {
         }
         Family::V6 => {
             let addr = match rng.below(10) {
-                0 => u128::from(rng.next()) << 64 | u128::from(rng.next()),
+                0 => u128::from(rng.bits()) << 64 | u128::from(rng.bits()),
                 _ => {
                     0x2001_0db8_000a_0000_0000_0000_0000_0000u128
                         | u128::from(rng.below(2)) << 80
@@ -271,7 +271,7 @@ fn rule(rng: &mut Rng, index: usize, name: String) -> Rule {
         rule.source_ports = Some((low, low.saturating_add(rng.below(20000) as u16)));
     }
     if rng.chance(10) {
-        rule.tcp_flags = Some((rng.next() as u8, rng.next() as u8));
+        rule.tcp_flags = Some((rng.bits() as u8, rng.bits() as u8));
     }
     rule.audit = rng.chance(10);
     if rng.chance(15) {
@@ -399,7 +399,7 @@ impl<'a> FrameGen<'a> {
             2 => 0x12,
             3 => 0x10,
             4 => 0x04,
-            _ => self.rng.next() as u8,
+            _ => self.rng.bits() as u8,
         }
     }
 
@@ -486,7 +486,7 @@ impl<'a> FrameGen<'a> {
         let id = if frame.src.is_ipv4() {
             self.rng.below(65536) as u32
         } else {
-            self.rng.next() as u32
+            self.rng.bits() as u32
         };
         let offset = if self.rng.chance(70) {
             0
@@ -524,7 +524,7 @@ impl<'a> FrameGen<'a> {
     /// Random bytes behind an Ethernet header that claims IP or VLAN.
     fn garbage(&mut self) -> Vec<u8> {
         let len = 14 + self.rng.below(120) as usize;
-        let mut bytes: Vec<u8> = (0..len).map(|_| self.rng.next() as u8).collect();
+        let mut bytes: Vec<u8> = (0..len).map(|_| self.rng.bits() as u8).collect();
         let ethertype: u16 = *self.rng.pick(&[0x0800u16, 0x86dd, 0x8100, 0x88a8, 0x0806]);
         bytes[12..14].copy_from_slice(&ethertype.to_be_bytes());
         if len > 14 && self.rng.chance(60) {
@@ -555,7 +555,7 @@ impl<'a> FrameGen<'a> {
             }
             3 => {
                 let at = self.rng.below(bytes.len() as u64) as usize;
-                bytes[at] = self.rng.next() as u8;
+                bytes[at] = self.rng.bits() as u8;
             }
             4 => {
                 let at = 12 + 4 * self.rng.below(frame.vlans.len() as u64 + 1) as usize;
@@ -568,7 +568,7 @@ impl<'a> FrameGen<'a> {
             }
             _ => {
                 let extra = self.rng.below(16) as usize;
-                bytes.extend((0..extra).map(|_| self.rng.next() as u8));
+                bytes.extend((0..extra).map(|_| self.rng.bits() as u8));
             }
         }
         bytes
