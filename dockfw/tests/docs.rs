@@ -18,6 +18,10 @@
 //!   command line.
 //! - ```` ```promql ````: every `dockfw_*` metric named must be listed in
 //!   `docs/metrics.md`.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers panic on a broken checkout, like the tests themselves"
+)]
 
 use std::{
     collections::BTreeMap,

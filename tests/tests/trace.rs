@@ -362,9 +362,7 @@ action = "drop"
 /// A classic pcap (Ethernet, microseconds) of `frames`, 1 ms apart.
 fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let mut file = Vec::new();
-    for word in [0xa1b2_c3d4u32] {
-        file.extend_from_slice(&word.to_le_bytes());
-    }
+    file.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     file.extend_from_slice(&2u16.to_le_bytes());
     file.extend_from_slice(&4u16.to_le_bytes());
     for word in [0u32, 0, 65535, 1] {
