@@ -56,6 +56,10 @@ pub enum Command {
     /// what netfilter does next. Runs the real data plane against the live
     /// maps without side effects.
     Trace(crate::trace::TraceArgs),
+    /// Preview how the DOCKER-USER chain would be mirrored into the fast
+    /// path (`--explain`): each rule, its position, what it becomes in XDP
+    /// (published ports, action) or why it stays netfilter-only.
+    Mirror(MirrorArgs),
 }
 
 /// Where the running daemon and its pins are.
@@ -152,6 +156,28 @@ pub struct TopArgs {
     pub client: ClientArgs,
 }
 
+/// `dockfw mirror`.
+#[derive(Debug, Args)]
+pub struct MirrorArgs {
+    /// Explain the translation of DOCKER-USER without enforcing anything.
+    #[arg(long)]
+    pub explain: bool,
+    /// Interface dockfw is (or would be) attached to, for `-i` conditions
+    /// (repeatable). Default: the running daemon's interfaces.
+    #[arg(long = "iface", value_name = "IFACE")]
+    pub ifaces: Vec<String>,
+    /// Docker engine URL. Default: $DOCKER_HOST, else
+    /// unix:///var/run/docker.sock.
+    #[arg(long, value_name = "URL")]
+    pub docker_host: Option<String>,
+    /// Also translate the supported -m limit / -m hashlimit patterns (as
+    /// `dockfw run --mirror-rate-limits` does).
+    #[arg(long)]
+    pub rate_limits: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
 /// How the daemon logs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -210,6 +236,16 @@ pub struct RunArgs {
     /// (0 disables events).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub events_per_second: u32,
+    /// Mirror the DOCKER-USER chain into the fast path: drop in XDP what
+    /// DOCKER-USER would drop, as far as it translates exactly (see `dockfw
+    /// mirror --explain`); the chain keeps running in netfilter.
+    #[arg(long)]
+    pub mirror_docker_user: bool,
+    /// With --mirror-docker-user: also turn `-m limit` / `-m hashlimit`
+    /// patterns into XDP token buckets (they can disagree with netfilter's
+    /// near the limit, so this is opt-in).
+    #[arg(long, requires = "mirror_docker_user")]
+    pub mirror_rate_limits: bool,
     #[command(flatten)]
     pub capacities: CapacityArgs,
 }
@@ -294,6 +330,8 @@ mod tests {
             "dockfw status --json",
             "dockfw check --policy policy.toml",
             "dockfw detach",
+            "dockfw run --iface eth0 --mirror-docker-user --mirror-rate-limits",
+            "dockfw mirror --explain --json --iface eth0",
         ] {
             let words: Vec<&str> = line.split_whitespace().collect();
             if let Err(error) = Cli::try_parse_from(&words) {

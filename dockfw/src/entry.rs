@@ -51,6 +51,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Events(args) => crate::events::command::run(&args),
         Command::Top(args) => crate::top::command::run(&args),
         Command::Trace(args) => crate::trace::command(&args),
+        Command::Mirror(args) => crate::mirror::command::run(&args),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod ebpf;
 pub mod entry;
 pub mod events;
 pub mod metrics;
+pub mod mirror;
 pub mod model;
 pub mod policy;
 pub mod status;

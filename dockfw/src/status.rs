@@ -113,6 +113,9 @@ pub struct Status {
     pub global: Vec<(String, Totals)>,
     /// Warnings from the last compile.
     pub warnings: Vec<String>,
+    /// The DOCKER-USER mirror (`None`: not enabled).
+    #[serde(default)]
+    pub mirror: Option<crate::mirror::daemon::MirrorStatus>,
 }
 
 fn counts(counters: &StatCounters) -> String {
@@ -170,6 +173,9 @@ impl Status {
             },
         );
         let _ = writeln!(out, "bans: {}", self.bans);
+        if let Some(mirror) = &self.mirror {
+            let _ = writeln!(out, "{}", mirror.render());
+        }
         for warning in &self.warnings {
             let _ = writeln!(out, "warning: {warning}");
         }

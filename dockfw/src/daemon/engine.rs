@@ -46,6 +46,8 @@ pub struct EngineConfig {
     pub capacities: Capacities,
     /// Sampled events per second per statistic id (0 = off).
     pub events_per_second: u32,
+    /// Mirror DOCKER-USER into the fast path (`None`: off).
+    pub mirror: Option<crate::mirror::daemon::MirrorOptions>,
 }
 
 /// The running enforcer.
@@ -71,6 +73,8 @@ pub struct Engine {
     /// Whether the policy file has loaded at least once: until then the
     /// pinned generation of a previous run stays active untouched.
     policy_loaded: bool,
+    /// The DOCKER-USER mirror, when enabled.
+    pub(super) mirror: Option<crate::mirror::daemon::MirrorState>,
 }
 
 impl Engine {
@@ -138,6 +142,7 @@ impl Engine {
             attachments.push(attachment);
         }
         info!(bans = bans.len(), "data plane ready");
+        let mirror = config.mirror.map(crate::mirror::daemon::MirrorState::new);
         Ok(Self {
             active_slot: current.active_generation & 1,
             config,
@@ -156,6 +161,7 @@ impl Engine {
             reload_errors: u64::from(last_error.is_some()),
             policy_loaded: last_error.is_none(),
             last_error,
+            mirror,
         })
     }
 
@@ -207,7 +213,8 @@ impl Engine {
         if !self.ports_known || !self.policy_loaded {
             return Ok(());
         }
-        let policy = self.assemble();
+        let mut policy = self.assemble();
+        let ports = self.with_mirror(&mut policy);
         let capacities = self
             .dataplane
             .maps
@@ -219,7 +226,7 @@ impl Engine {
         let mut registry = self.registry.clone();
         let input = CompileInput {
             policy: &policy,
-            ports: &self.ports,
+            ports: &ports,
             ifaces: &self.ifaces,
             audit: self.config.audit,
             stats_capacity: capacities.stats,

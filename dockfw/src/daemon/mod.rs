@@ -4,6 +4,7 @@
 //! flip.
 
 pub mod engine;
+mod mirrored;
 pub mod observe;
 pub mod policy_source;
 pub mod report;
@@ -101,6 +102,11 @@ pub fn engine_config(args: &RunArgs) -> EngineConfig {
         force: args.force,
         capacities: args.capacities.capacities(),
         events_per_second: args.events_per_second,
+        mirror: args
+            .mirror_docker_user
+            .then_some(crate::mirror::daemon::MirrorOptions {
+                rate_limits: args.mirror_rate_limits,
+            }),
     }
 }
 
@@ -135,6 +141,8 @@ pub async fn run(args: RunArgs) -> Result<(), DaemonError> {
     let control_task = tokio::spawn(server::serve(listener, control_tx, observer.hub.clone()));
     let (scrape_tx, mut scrape_rx) = mpsc::channel(4);
     let metrics_task = tokio::spawn(crate::metrics::server::serve(metrics_listener, scrape_tx));
+    let mut mirror =
+        mirrored::MirrorFeed::start(args.mirror_docker_user, args.ifaces.clone(), shutdown.clone());
 
     let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
@@ -158,6 +166,14 @@ pub async fn run(args: RunArgs) -> Result<(), DaemonError> {
                 let state = docker_rx.borrow_and_update().clone();
                 if let Err(error) = engine.set_ports(state.ports, state.synced) {
                     error!(%error, "published ports changed but the policy could not be applied");
+                }
+            }
+            changed = mirror.rx.changed() => {
+                let snapshot = mirror.rx.borrow_and_update().clone();
+                if let (Ok(()), Some(snapshot)) = (changed, snapshot)
+                    && let Err(error) = engine.set_mirror_snapshot(snapshot)
+                {
+                    error!(%error, "DOCKER-USER changed but the policy could not be applied");
                 }
             }
             _ = policy_poll.tick() => {
@@ -199,6 +215,7 @@ pub async fn run(args: RunArgs) -> Result<(), DaemonError> {
     metrics_task.abort();
     observer.stop();
     let _ = docker_task.await;
+    mirror.stop().await;
     let _ = std::fs::remove_file(&socket);
     engine.shutdown(args.keep_on_exit);
     Ok(())

@@ -88,6 +88,7 @@ impl Engine {
             ports,
             global,
             warnings: self.compiled.warnings.clone(),
+            mirror: self.mirror_status(),
         }
     }
 
