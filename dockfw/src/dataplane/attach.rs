@@ -22,7 +22,11 @@ use aya::programs::{
 };
 use tracing::{info, warn};
 
-use super::Dataplane;
+pub use super::pins::{detach_all, links_dir, pinned_modes};
+use super::{
+    Dataplane,
+    pins::{link_pin, remove_link_pin},
+};
 
 /// The attach mode an operator asks for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -77,7 +81,7 @@ impl AttachMode {
         }
     }
 
-    const ALL: [Self; 3] = [Self::XdpNative, Self::XdpGeneric, Self::Tc];
+    pub(super) const ALL: [Self; 3] = [Self::XdpNative, Self::XdpGeneric, Self::Tc];
 
     fn satisfies(self, requested: RequestedMode) -> bool {
         matches!(
@@ -175,31 +179,12 @@ pub enum AttachError {
     Load(#[from] super::LoadError),
 }
 
-/// Directory of the link pins.
-pub fn links_dir(pin_dir: &Path) -> PathBuf {
-    pin_dir.join("links")
-}
-
-fn link_pin(pin_dir: &Path, iface: &str, mode: AttachMode) -> PathBuf {
-    links_dir(pin_dir)
-        .join(mode.name())
-        .join(iface.replace('%', "%25").replace('.', "%2E"))
-}
-
 /// The interface index of `iface` in the calling thread's namespace.
 pub fn ifindex(iface: &str) -> Option<u32> {
     let name = std::ffi::CString::new(iface).ok()?;
     // SAFETY: a valid NUL-terminated string.
     let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
     (index != 0).then_some(index)
-}
-
-/// Pinned links of an interface, any mode.
-pub fn pinned_modes(pin_dir: &Path, iface: &str) -> Vec<AttachMode> {
-    AttachMode::ALL
-        .into_iter()
-        .filter(|mode| link_pin(pin_dir, iface, *mode).exists())
-        .collect()
 }
 
 /// Attaches (or re-adopts) the data plane on `iface`. With a pin directory
@@ -423,36 +408,6 @@ fn remove_foreign_xdp(iface: &str) -> Result<(), AttachError> {
     Ok(())
 }
 
-fn remove_link_pin(path: &Path) -> Result<(), AttachError> {
-    match PinnedLink::from_pin(path) {
-        Ok(pinned) => {
-            let link = pinned.unpin().map_err(|source| AttachError::Io {
-                action: "unpinning",
-                path: path.to_path_buf(),
-                source,
-            })?;
-            // Dropping the last reference destroys the link: detached.
-            drop(link);
-            Ok(())
-        }
-        Err(_) => fs::remove_file(path)
-            .or_else(ignore_not_found)
-            .map_err(|source| AttachError::Io {
-                action: "removing",
-                path: path.to_path_buf(),
-                source,
-            }),
-    }
-}
-
-fn ignore_not_found(error: io::Error) -> io::Result<()> {
-    if error.kind() == io::ErrorKind::NotFound {
-        Ok(())
-    } else {
-        Err(error)
-    }
-}
-
 impl Attachment {
     /// Detaches: unpins the link (destroying it) or drops the owned link.
     pub fn detach(mut self) -> Result<(), AttachError> {
@@ -471,53 +426,4 @@ impl Attachment {
         }
         drop(self.link.take());
     }
-}
-
-/// Removes every link pin and map pin under `pin_dir`, then the directories:
-/// what `dockfw detach` does.
-pub fn detach_all(pin_dir: &Path) -> Result<Vec<String>, AttachError> {
-    let mut removed = Vec::new();
-    let links = links_dir(pin_dir);
-    let mut dirs = Vec::new();
-    for mode in AttachMode::ALL {
-        let dir = links.join(mode.name());
-        if let Ok(entries) = fs::read_dir(&dir) {
-            for entry in entries.flatten() {
-                remove_link_pin(&entry.path())?;
-                let iface = entry
-                    .file_name()
-                    .to_string_lossy()
-                    .replace("%2E", ".")
-                    .replace("%25", "%");
-                removed.push(format!("link {iface} ({})", mode.name()));
-            }
-        }
-        dirs.push(dir);
-    }
-    let maps = super::load::maps_pin_dir(pin_dir);
-    if let Ok(entries) = fs::read_dir(&maps) {
-        for entry in entries.flatten() {
-            fs::remove_file(entry.path())
-                .or_else(ignore_not_found)
-                .map_err(|source| AttachError::Io {
-                    action: "removing",
-                    path: entry.path(),
-                    source,
-                })?;
-            removed.push(format!("map {}", entry.file_name().to_string_lossy()));
-        }
-    }
-    dirs.extend([links, maps, pin_dir.to_path_buf()]);
-    for dir in dirs {
-        if let Err(source) = fs::remove_dir(&dir)
-            && source.kind() != io::ErrorKind::NotFound
-        {
-            return Err(AttachError::Io {
-                action: "removing",
-                path: dir,
-                source,
-            });
-        }
-    }
-    Ok(removed)
 }

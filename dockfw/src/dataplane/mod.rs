@@ -5,6 +5,7 @@ pub mod bans;
 pub mod bpffs;
 pub mod counters;
 pub mod load;
+pub mod pins;
 pub mod testrun;
 pub mod writer;
 

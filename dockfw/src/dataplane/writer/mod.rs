@@ -1,0 +1,237 @@
+//! Writes a compiled policy into the inactive generation and activates it
+//! with one flip of `Config::active_generation` (invariant 3: a packet sees
+//! the old policy or the new one, never a mix).
+//!
+//! Order of operations:
+//! 1. check every capacity against what the new generation needs while the
+//!    active one stays in place; fail before writing anything if it does not
+//!    fit;
+//! 2. wait until the last flip is at least [`QUIESCE`] old, so no packet that
+//!    started under the inactive generation is still running (XDP and TC
+//!    programs run for microseconds);
+//! 3. clear what the inactive generation held, write the new entries;
+//! 4. flip. The old generation's entries stay until the next update.
+//!
+//! A failure in step 3 leaves the active generation untouched: the policy in
+//! force stays in force.
+
+mod contents;
+mod plan;
+
+use std::time::{Duration, Instant};
+
+use aya::maps::MapError;
+use dockfw_common::{Config, PortKey, config_flag};
+
+use self::{
+    contents::{Contents, clear, scan, zero_stats},
+    plan::Plan,
+};
+use super::Maps;
+use crate::{compile::CompiledPolicy, model::BindingKey, summary::PrefixSummary};
+
+/// How long a generation must have been inactive before it is rewritten.
+pub const QUIESCE: Duration = Duration::from_millis(10);
+
+/// Errors while writing a generation. The active generation is untouched.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The new policy needs more entries than a map holds.
+    #[error(
+        "the policy needs {needed} entries in {what} ({map}), which holds {capacity} \
+         (with the active generation's {active} still in place); {hint}"
+    )]
+    Capacity {
+        /// What the entries are.
+        what: &'static str,
+        /// Map name.
+        map: &'static str,
+        /// Entries the new generation needs.
+        needed: usize,
+        /// Entries the active generation holds.
+        active: usize,
+        /// Capacity.
+        capacity: u32,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// A map operation failed.
+    #[error("writing {map} failed: {source}")]
+    Map {
+        /// Map name.
+        map: &'static str,
+        /// aya's error.
+        #[source]
+        source: MapError,
+    },
+}
+
+fn map_error(map: &'static str) -> impl FnOnce(MapError) -> WriteError {
+    move |source| WriteError::Map { map, source }
+}
+
+/// Where one port landed in the generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// The port.
+    pub key: BindingKey,
+    /// Its policy index.
+    pub slot: u32,
+    /// Index of its rule 0 in the rules array.
+    pub rule_base: u32,
+}
+
+/// The result of an update.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The generation now active.
+    pub generation: u32,
+    /// Where each port went, in compiled order.
+    pub placements: Vec<Placement>,
+}
+
+/// Writes generations. One per data plane; the daemon is the only writer.
+#[derive(Default)]
+pub struct GenerationWriter {
+    last_flip: Option<Instant>,
+    /// What the rule-source summary maps hold (`None` = unknown).
+    source_summary: Option<PrefixSummary>,
+    /// Per generation: what it holds (`None` = unknown, e.g. after
+    /// re-adopting pinned maps; then it is found by scanning).
+    contents: [Option<Contents>; 2],
+}
+
+impl GenerationWriter {
+    /// A writer for maps whose generation contents are unknown (fresh or
+    /// re-adopted).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Writes `compiled` into the inactive generation, zeroes the state of
+    /// the fresh statistic ids and flips.
+    pub fn apply(
+        &mut self,
+        maps: &mut Maps,
+        compiled: &CompiledPolicy,
+        fresh_stats: &[u32],
+    ) -> Result<Applied, WriteError> {
+        let capacities = maps.capacities().map_err(map_error("map info"))?;
+        let config = maps.config.get(&0, 0).map_err(map_error("DFW_CONFIG"))?;
+        let active = config.active_generation & 1;
+        let next = active ^ 1;
+        if self.contents[next as usize].is_none() {
+            self.contents[next as usize] = Some(scan(maps, next, &capacities)?);
+        }
+        if self.contents[active as usize].is_none() {
+            self.contents[active as usize] = Some(scan(maps, active, &capacities)?);
+        }
+        let active_contents = self.contents[active as usize].clone().unwrap_or_default();
+        let plan = Plan::new(compiled, next, &capacities);
+        plan.check(&capacities, &active_contents)?;
+
+        if let Some(last) = self.last_flip {
+            let age = last.elapsed();
+            if age < QUIESCE {
+                std::thread::sleep(QUIESCE - age);
+            }
+        } else {
+            std::thread::sleep(QUIESCE);
+        }
+
+        let old = self.contents[next as usize].take().unwrap_or_default();
+        clear(maps, &old)?;
+        zero_stats(maps, fresh_stats)?;
+        let (contents, placements) = plan.write(maps, compiled, next)?;
+        self.contents[next as usize] = Some(contents);
+
+        // The source summary covers both generations' prefixes while either
+        // may be in use.
+        let summary = PrefixSummary::build(
+            compiled
+                .ports
+                .iter()
+                .flat_map(|port| port.sources.prefixes.iter().map(|(net, _)| net))
+                .chain(active_contents.prefixes().iter()),
+        );
+        self.write_source_summary(maps, summary.clone())?;
+        let mut flags = config.flags & !config_flag::SOURCE_LOOKUP_ALWAYS_V6;
+        if summary.always_v6 {
+            flags |= config_flag::SOURCE_LOOKUP_ALWAYS_V6;
+        }
+        let flipped = Config {
+            active_generation: next,
+            flags,
+            ..config
+        };
+        maps.config
+            .set(0, flipped, 0)
+            .map_err(map_error("DFW_CONFIG"))?;
+        self.last_flip = Some(Instant::now());
+        Ok(Applied {
+            generation: next,
+            placements,
+        })
+    }
+}
+
+impl GenerationWriter {
+    /// Writes the rule-source summary words that changed (all of them when
+    /// the maps' content is unknown).
+    fn write_source_summary(
+        &mut self,
+        maps: &mut Maps,
+        summary: PrefixSummary,
+    ) -> Result<(), WriteError> {
+        let previous = self.source_summary.take();
+        let words = [
+            (
+                &summary.v4,
+                previous.as_ref().map(|old| &old.v4),
+                dockfw_common::RULE_SOURCE_SUMMARY_V4_MAP,
+            ),
+            (
+                &summary.v6,
+                previous.as_ref().map(|old| &old.v6),
+                dockfw_common::RULE_SOURCE_SUMMARY_V6_MAP,
+            ),
+        ];
+        for (family, (new, old, name)) in words.into_iter().enumerate() {
+            let map = if family == 0 {
+                &mut maps.rule_source_summary_v4
+            } else {
+                &mut maps.rule_source_summary_v6
+            };
+            for (index, word) in new.iter().enumerate() {
+                if old.is_none_or(|old| old.get(index) != Some(word)) {
+                    map.set(index as u32, *word, 0).map_err(map_error(name))?;
+                }
+            }
+        }
+        self.source_summary = Some(summary);
+        Ok(())
+    }
+}
+
+/// The port as the data plane sees it: the packet's two bytes loaded
+/// natively.
+pub fn raw_port(port: u16) -> u16 {
+    u16::from_ne_bytes(port.to_be_bytes())
+}
+
+/// The key of a binding on a specific address.
+pub fn port_key(key: &BindingKey, addr: std::net::IpAddr, generation: u32) -> PortKey {
+    let mut bytes = [0u8; 16];
+    match addr {
+        std::net::IpAddr::V4(addr) => bytes[..4].copy_from_slice(&addr.octets()),
+        std::net::IpAddr::V6(addr) => bytes = addr.octets(),
+    }
+    PortKey {
+        addr: bytes,
+        port_be: raw_port(key.port),
+        proto: key.proto.number(),
+        family: key.family.code(),
+        generation: generation as u8,
+        pad: [0; 3],
+    }
+}
