@@ -133,6 +133,24 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    /// A pinned map has another layout than this build's (left by another
+    /// dockfw version).
+    #[error(
+        "the pinned map {path} has key/value sizes {found:?}, this dockfw expects {expected:?} \
+         (pins left by another dockfw version); stop the other dockfw and run \
+         `dockfw detach --pin-dir DIR` (bans and rate-limit state are lost), or use another \
+         --pin-dir"
+    )]
+    IncompatiblePin {
+        /// Map name.
+        name: &'static str,
+        /// Pin path.
+        path: PathBuf,
+        /// Key and value sizes of the pinned map.
+        found: (usize, usize),
+        /// Key and value sizes this build uses.
+        expected: (usize, usize),
+    },
     /// A trace needs the daemon's pinned maps.
     #[error("no pinned dockfw maps under {0} (is `dockfw run` running with this --pin-dir?)")]
     NotPinned(PathBuf),
@@ -242,6 +260,7 @@ impl Dataplane {
                 path: map_dir.clone(),
                 source,
             })?;
+            super::compat::check_pinned_maps(map_dir)?;
             for name in PINNED_MAPS {
                 loader.map_pin_path(name, map_dir.join(name));
             }
@@ -309,6 +328,7 @@ impl Maps {
         if !dir.join(CONFIG_MAP).exists() {
             return Err(LoadError::NotPinned(dir));
         }
+        super::compat::check_pinned_maps(&dir)?;
         // Loading the object with every map pinned re-opens the pins; the
         // programs are not loaded into the kernel.
         let mut loader = EbpfLoader::new();

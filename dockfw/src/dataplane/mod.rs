@@ -3,6 +3,7 @@
 pub mod attach;
 pub mod bans;
 pub mod bpffs;
+pub mod compat;
 pub mod counters;
 pub mod load;
 pub mod pins;
