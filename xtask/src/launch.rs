@@ -150,6 +150,12 @@ fn require_target(
 /// `cargo xtask bench`: the benchmark harness, micro (BPF_PROG_TEST_RUN)
 /// or macro (veth floods against netfilter baselines).
 pub fn bench(workspace: &Workspace, micro: bool, args: &[OsString]) -> Result<()> {
+    bench_command(workspace, if micro { "micro" } else { "macro" }, args)
+}
+
+/// `cargo xtask bench` with the harness subcommand named (`micro`, `macro`,
+/// `scrape`).
+pub fn bench_command(workspace: &Workspace, subcommand: &str, args: &[OsString]) -> Result<()> {
     require_target(
         &metadata(workspace)?,
         "dockfw-tests",
@@ -166,7 +172,7 @@ pub fn bench(workspace: &Workspace, micro: bool, args: &[OsString]) -> Result<()
         "dockfw-bench",
     ]);
     command.args(workspace.locked());
-    command.args(["--", if micro { "micro" } else { "macro" }]);
+    command.args(["--", subcommand]);
     command.args(args);
     cmd::run(&mut command).context("the benchmark failed")
 }

@@ -73,6 +73,9 @@ enum Task {
         /// BPF_PROG_TEST_RUN micro-benchmarks instead of the veth flood benchmarks.
         #[arg(long)]
         micro: bool,
+        /// The /metrics scrape benchmark (1,000 ports x 32 rules, 50 ms budget).
+        #[arg(long, conflicts_with = "micro")]
+        scrape: bool,
         /// Arguments for the benchmark harness.
         #[arg(
             trailing_var_arg = true,
@@ -139,7 +142,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Task::Bench { micro, args } => launch::bench(&workspace, micro, &args)?,
+        Task::Bench {
+            scrape: true, args, ..
+        } => launch::bench_command(&workspace, "scrape", &args)?,
+        Task::Bench { micro, args, .. } => launch::bench(&workspace, micro, &args)?,
         Task::Demo { args } => launch::demo(&workspace, &args)?,
         Task::Fuzz { minutes } => launch::fuzz(&workspace, minutes)?,
         Task::Docs => launch::docs(&workspace)?,
@@ -206,7 +212,7 @@ mod tests {
     #[test]
     fn bench_mode_flag_and_passthrough() {
         let cli = parse(&["bench", "--micro", "--runs", "3"]);
-        let Task::Bench { micro, args } = cli.command else {
+        let Task::Bench { micro, args, .. } = cli.command else {
             panic!("not the bench task: {:?}", cli.command);
         };
         assert!(micro);

@@ -261,6 +261,7 @@ mod tests {
             container: "web".into(),
             rule: "drop-bad".into(),
             outcomes: 0,
+            rendered: String::new(),
         }
     }
 

@@ -120,9 +120,60 @@ pub struct StatLabels {
     pub rule: String,
     /// Outcomes this statistic can count ([`outcome`] bits).
     pub outcomes: Outcomes,
+    /// The label set as exposed, rendered once per policy generation rather
+    /// than at every scrape: everything up to the last label's value,
+    /// `reason="rule",published_port="8080/tcp",...,rule` (values escaped).
+    /// Empty until [`StatLabels::render`]; the exposition then encodes the
+    /// labels one by one, with the same result.
+    #[serde(skip)]
+    pub rendered: String,
+}
+
+/// Escapes a label value for the text formats (`\`, `"`, newline).
+pub fn escape_label_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for character in value.chars() {
+        match character {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 impl StatLabels {
+    /// The label names in exposition order; the last one's value is
+    /// written by the encoder.
+    pub const NAMES: [&'static str; 5] =
+        ["reason", "published_port", "family", "container", "rule"];
+
+    /// Label values in [`Self::NAMES`] order.
+    pub fn values(&self) -> [&str; 5] {
+        [
+            self.reason.as_str(),
+            &self.published_port,
+            self.family,
+            &self.container,
+            &self.rule,
+        ]
+    }
+
+    /// Fills [`Self::rendered`].
+    pub fn render(&mut self) {
+        let values = self.values();
+        let mut text = String::new();
+        for (name, value) in Self::NAMES.iter().zip(values).take(Self::NAMES.len() - 1) {
+            text.push_str(name);
+            text.push_str("=\"");
+            text.push_str(&escape_label_value(value));
+            text.push_str("\",");
+        }
+        text.push_str(Self::NAMES[Self::NAMES.len() - 1]);
+        self.rendered = text;
+    }
+
     /// Whether `outcome` is exposed even while its counter is zero.
     pub const fn expects(&self, code: u32) -> bool {
         self.outcomes & bit(code) != 0
@@ -155,7 +206,7 @@ pub fn stat_labels(compiled: &CompiledPolicy, policy: &Policy) -> Vec<StatLabels
         };
         let mut push = |stat_id: u32, reason: Reason, rule: String, outcomes: Outcomes| {
             if stat_id != dockfw_common::STAT_NONE {
-                out.push(StatLabels {
+                let mut labels = StatLabels {
                     stat_id,
                     reason,
                     published_port: published_port.clone(),
@@ -163,7 +214,10 @@ pub fn stat_labels(compiled: &CompiledPolicy, policy: &Policy) -> Vec<StatLabels
                     container: container.clone(),
                     rule,
                     outcomes,
-                });
+                    rendered: String::new(),
+                };
+                labels.render();
+                out.push(labels);
             }
         };
         push(

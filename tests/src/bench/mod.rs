@@ -5,6 +5,7 @@
 pub mod measure;
 pub mod micro;
 pub mod rng;
+pub mod scrape;
 
 use std::process::ExitCode;
 

@@ -4,6 +4,8 @@
 //!   against a drop-everything floor and xdp-filter, built and measured in
 //!   one run (see [`bench::micro`]).
 //! - `macro`: veth floods against netfilter baselines (not written yet).
+//! - `scrape`: the time of a `/metrics` scrape with 1,000 published ports
+//!   and 32 rules each, against its 50 ms budget (see [`bench::scrape`]).
 //!
 //! Benchmarks report, they do not judge: a missed target prints `MISS` and
 //! the exit code stays 0. Only a benchmark that cannot run (not root, a
@@ -21,6 +23,7 @@ usage: dockfw-bench <micro|macro> [OPTIONS]
 
   micro  BPF_PROG_TEST_RUN micro benchmark (dockfw vs floor vs xdp-filter)
   macro  veth flood benchmark (not implemented yet)
+  scrape /metrics scrape time with 1,000 ports x 32 rules (50 ms budget)
 
 `dockfw-bench micro --help` lists the micro benchmark's options.";
 
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
     match command.as_deref() {
         Some("micro") => bench::micro::main(&rest),
         Some("macro") => bench::macro_not_implemented(),
+        Some("scrape") => bench::scrape::main(&rest),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS

@@ -7,7 +7,7 @@ use crate::{
     dataplane::counters::StatCounters,
     metrics::{
         labels::{Reason, StatLabels},
-        snapshot::{Attached, MapUsage},
+        snapshot::{Attached, MapUsage, StatSample},
     },
 };
 
@@ -21,6 +21,7 @@ fn sample(stat_id: u32, reason: Reason, rule: &str, outcomes: u8, dropped: u64) 
             container: "web \"blue\"".into(),
             rule: rule.into(),
             outcomes,
+            rendered: String::new(),
         }),
         counters: StatCounters {
             dropped: Totals {
@@ -131,4 +132,33 @@ fn openmetrics_ends_with_eof_and_negotiation_prefers_it() {
     );
     assert_eq!(Format::negotiate(Some("text/plain")), Format::Text);
     assert_eq!(Format::negotiate(None), Format::Text);
+}
+
+#[test]
+fn prerendered_labels_encode_exactly_like_label_by_label() {
+    let mut rendered = snapshot();
+    for sample in &mut rendered.stats {
+        let mut labels = (*sample.labels).clone();
+        labels.container = "web \"blue\" \\ and\nmore".into();
+        labels.render();
+        sample.labels = Arc::new(labels);
+    }
+    let mut unrendered = rendered.clone();
+    for sample in &mut unrendered.stats {
+        let mut labels = (*sample.labels).clone();
+        labels.rendered.clear();
+        sample.labels = Arc::new(labels);
+    }
+    assert!(!rendered.stats[0].labels.rendered.is_empty());
+    for format in [Format::Text, Format::OpenMetrics] {
+        assert_eq!(
+            encode(Arc::new(rendered.clone()), format),
+            encode(Arc::new(unrendered.clone()), format)
+        );
+    }
+    let text = encode(Arc::new(rendered), Format::Text);
+    assert!(
+        text.contains("container=\"web \\\"blue\\\" \\\\ and\\nmore\",rule=\"drop-bad\"} 17"),
+        "{text}"
+    );
 }
