@@ -640,6 +640,7 @@ total_burst = {TOTAL_BURST}
     .sent();
     let elapsed = started.elapsed().as_secs_f64();
     let passed = reached.packets();
+    eprintln!("spoofed flood: {sent} sent in {elapsed:.1} s, {passed} reached netfilter");
     // 65,536 spoofed sources, a few packets each: the per-source buckets
     // alone would admit nearly all of them.
     assert!(sent >= 20_000, "the flood must be large ({sent} sent)");
