@@ -76,6 +76,11 @@ impl Engine {
         }
     }
 
+    /// The mirror's netfilter-only rules for `dockfw trace` (`None`: off).
+    pub fn mirror_trace_context(&self) -> Option<crate::trace::context::MirrorContext> {
+        self.mirror.as_ref().map(|mirror| mirror.trace_context())
+    }
+
     /// What `dockfw status` shows about mirroring (`None`: off).
     pub fn mirror_status(&self) -> Option<MirrorStatus> {
         self.mirror.as_ref().map(|mirror| mirror.status())

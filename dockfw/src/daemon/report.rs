@@ -103,6 +103,7 @@ impl Engine {
             .iter()
             .map(|attachment| (attachment.iface.clone(), attachment.ifindex))
             .collect();
+        context.mirror = self.mirror_trace_context();
         context
     }
 }

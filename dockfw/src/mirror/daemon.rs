@@ -15,7 +15,12 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{Translation, report::MirrorReport, source::Snapshot, translate};
+use super::{
+    Translation,
+    report::{MirrorReport, Outcome},
+    source::Snapshot,
+    translate,
+};
 use crate::model::{Policy, Proto, PublishedPort, Rule};
 
 /// How often the sources are read.
@@ -43,6 +48,10 @@ pub struct MirrorStatus {
     pub rules: usize,
     /// Problems reading the sources.
     pub errors: Vec<String>,
+    /// Content hash of the readings in force (hex), to tell which reading
+    /// of DOCKER-USER the policy in force comes from.
+    #[serde(default)]
+    pub digest: String,
 }
 
 impl MirrorStatus {
@@ -145,9 +154,15 @@ impl MirrorState {
 
     /// The status summary.
     pub fn status(&self) -> MirrorStatus {
+        let digest = self
+            .snapshot
+            .as_ref()
+            .map(|snapshot| format!("{:016x}", snapshot.digest()))
+            .unwrap_or_default();
         let Some(last) = &self.last else {
             return MirrorStatus {
                 chains: vec!["not read yet".into()],
+                digest,
                 ..MirrorStatus::default()
             };
         };
@@ -169,7 +184,38 @@ impl MirrorState {
             netfilter_only: report.netfilter_only(),
             rules: last.rules.len(),
             errors: report.errors.clone(),
+            digest,
         }
+    }
+
+    /// The netfilter-only rules, for `dockfw trace` (what netfilter may
+    /// still do to a packet XDP passed).
+    pub fn trace_context(&self) -> crate::trace::context::MirrorContext {
+        let rules = self
+            .report()
+            .into_iter()
+            .flat_map(|report| &report.families)
+            .flat_map(|family| &family.rules);
+        let netfilter_only = rules
+            .filter_map(|rule| {
+                let (reasons, ports) = match &rule.outcome {
+                    Outcome::NetfilterOnly { reasons } | Outcome::Partial { reasons, .. } => {
+                        (reasons, None)
+                    }
+                    Outcome::Shadow { reasons, ports } => (reasons, Some(ports.clone())),
+                    _ => return None,
+                };
+                Some(crate::trace::context::NetfilterOnlyRule {
+                    family: rule.family.clone(),
+                    chain: rule.chain.clone(),
+                    position: rule.position,
+                    text: rule.text.clone(),
+                    reason: reasons.join("; "),
+                    ports,
+                })
+            })
+            .collect();
+        crate::trace::context::MirrorContext { netfilter_only }
     }
 }
 

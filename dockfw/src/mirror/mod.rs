@@ -54,6 +54,8 @@ pub mod ipset;
 pub mod keys;
 pub mod limits;
 pub mod matcher;
+pub mod options;
+pub mod outcomes;
 pub mod report;
 pub mod rule;
 pub mod save;

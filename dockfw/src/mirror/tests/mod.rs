@@ -2,6 +2,7 @@
 //! class with its reason), and the captured/handwritten `iptables-save`
 //! fixtures of both Docker layouts.
 
+mod chains;
 mod fixtures;
 mod shapes;
 
