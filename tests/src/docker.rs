@@ -62,6 +62,12 @@ impl DockerEngine {
     /// when a prerequisite (root, dockerd, docker, nsenter, a static
     /// busybox) is missing: tests never skip silently.
     pub fn start(ns: &NetNs, bip: &str) -> Self {
+        Self::start_with_config(ns, bip, "{}\n")
+    }
+
+    /// Like [`start`](Self::start), with `config` as dockerd's
+    /// `daemon.json` (e.g. to turn IPv6 and ip6tables on).
+    pub fn start_with_config(ns: &NetNs, bip: &str, config: &str) -> Self {
         let busybox = prereq::require();
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -74,7 +80,7 @@ impl DockerEngine {
         if let Err(error) = fs::create_dir_all(dir.join("cli")) {
             panic!("create the engine directory {}: {error}", dir.display());
         }
-        if let Err(error) = fs::write(dir.join("daemon.json"), "{}\n") {
+        if let Err(error) = fs::write(dir.join("daemon.json"), config) {
             panic!("write {}/daemon.json: {error}", dir.display());
         }
         let mut engine = Self {

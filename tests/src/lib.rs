@@ -5,6 +5,7 @@
 pub mod daemon;
 pub mod docker;
 pub mod frame;
+pub mod mirror;
 pub mod model;
 pub mod netns;
 pub mod prometheus;
