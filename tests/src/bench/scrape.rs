@@ -272,7 +272,7 @@ fn run(options: &Options) -> Result<(), String> {
     // (a drop rule's drops, a pass rule's passes, both for a rate limit)
     // moved, different on each CPU.
     let cpus = aya::util::nr_cpus().map_err(|(path, error)| format!("{path}: {error}"))?;
-    let mut rng = Rng::new(0x5c4a_7e);
+    let mut rng = Rng::new(0x005c_4a7e);
     let elements = (table.max_stat_id + 1) * OUTCOMES_PER_STAT;
     for labels in table.iter() {
         for outcome in [dockfw_common::outcome::PASS, dockfw_common::outcome::DROP]
