@@ -330,6 +330,9 @@ mod tests {
             "dockfw status --json",
             "dockfw check --policy policy.toml",
             "dockfw detach",
+            "dockfw events --json --replay --count 5",
+            "dockfw top --interval 2s -n 3 --batch",
+            "dockfw top -d 500ms --json",
             "dockfw run --iface eth0 --mirror-docker-user --mirror-rate-limits",
             "dockfw mirror --explain --json --iface eth0",
         ] {
