@@ -38,8 +38,10 @@ pub const BAN_SUMMARY_V6_MAP: &str = "DFW_BANSUM_V6";
 pub const RULE_SOURCE_SUMMARY_V4_MAP: &str = "DFW_RSUM_V4";
 /// `Array<u64>`: the same over hashed IPv6 /32s.
 pub const RULE_SOURCE_SUMMARY_V6_MAP: &str = "DFW_RSUM_V6";
-/// `LpmTrie<SourceKeyV4, u32>`: per-slot rule bitmaps by IPv4 source prefix.
-pub const RULE_SOURCES_V4_MAP: &str = "DFW_RSRC_V4";
+/// `HashMap<SourceKeyV4, u32>`: per-port rule bitmaps by IPv4 source,
+/// prefixes expanded to /8, /16, /24 and /32 levels (see
+/// [`crate::SourceKeyV4`]).
+pub const RULE_SOURCES_V4_MAP: &str = "DFW_RSRC4_LVL";
 /// `LpmTrie<SourceKeyV6, u32>`: per-slot rule bitmaps by IPv6 source prefix.
 pub const RULE_SOURCES_V6_MAP: &str = "DFW_RSRC_V6";
 /// `HashMap<IfaceMaskKey, u32>`: per-(policy, ingress ifindex) mask of rules
@@ -112,8 +114,9 @@ pub mod capacity {
     pub const BANS_V6: u32 = 262_144;
     /// IPv4 /24s with partially banned addresses.
     pub const BAN24: u32 = 1_048_576;
-    /// Source prefixes of rules, both generations together, IPv4.
-    pub const RULE_SOURCES_V4: u32 = 262_144;
+    /// Entries of the IPv4 source table (prefixes expanded to /8, /16, /24,
+    /// /32 levels: up to 128 per prefix), both generations together.
+    pub const RULE_SOURCES_V4: u32 = 1_048_576;
     /// Source prefixes of rules, both generations together, IPv6.
     pub const RULE_SOURCES_V6: u32 = 65_536;
     /// Interface masks, both generations together.

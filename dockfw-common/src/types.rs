@@ -261,6 +261,8 @@ pub struct PortPolicy {
     pub stat_banned: u32,
     /// Statistic id: non-first fragments.
     pub stat_fragments: u32,
+    /// [`source_level`] bits: the IPv4 source table levels this port uses.
+    pub source_levels_v4: u32,
 }
 
 impl Default for PortPolicy {
@@ -276,19 +278,42 @@ impl Default for PortPolicy {
             stat_unmatched: crate::STAT_NONE,
             stat_banned: crate::STAT_NONE,
             stat_fragments: crate::STAT_NONE,
+            source_levels_v4: 0,
         }
     }
 }
 
-/// Data of an IPv4 source-trie key; prefix length = 32 + source prefix length.
+/// Key of the IPv4 source table ([`crate::RULE_SOURCES_V4_MAP`]): a port's
+/// source prefixes expanded to the next multiple of 8 bits (/8, /16, /24,
+/// /32), each entry holding the rule bitmap of the longest prefix of at most
+/// that length covering it. The data plane looks up /32, /24, /16, /8 in
+/// that order (only the levels the port has, see
+/// [`PortPolicy::source_levels_v4`]) and takes the first hit: at most four
+/// hash lookups, however many prefixes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SourceKeyV4 {
-    /// Policy index, big endian (the trie matches bytes most significant
-    /// first).
-    pub slot_be: [u8; 4],
-    /// Source address, network order.
+    /// Policy index.
+    pub slot: u32,
+    /// Source address masked to `level` bits, network order.
     pub addr: [u8; 4],
+    /// 8, 16, 24 or 32.
+    pub level: u8,
+    /// Zero.
+    pub pad: [u8; 3],
+}
+
+/// Bits of [`PortPolicy::source_levels_v4`]: which expansion levels of the
+/// IPv4 source table a port has entries at (bit `i` = level `8 * (i + 1)`).
+pub mod source_level {
+    /// Entries at /8.
+    pub const L8: u32 = 1 << 0;
+    /// Entries at /16.
+    pub const L16: u32 = 1 << 1;
+    /// Entries at /24.
+    pub const L24: u32 = 1 << 2;
+    /// Entries at /32.
+    pub const L32: u32 = 1 << 3;
 }
 
 /// Data of an IPv6 source-trie key; prefix length = 32 + source prefix length.
@@ -453,8 +478,8 @@ assert_size!(BanValue, 16);
 assert_size!(Ban24, 40);
 assert_size!(PortKey, 24);
 assert_size!(RuleAction, 48);
-assert_size!(PortPolicy, 40);
-assert_size!(SourceKeyV4, 8);
+assert_size!(PortPolicy, 44);
+assert_size!(SourceKeyV4, 12);
 assert_size!(SourceKeyV6, 20);
 assert_size!(IfaceMaskKey, 8);
 assert_size!(RateKey, 20);

@@ -204,7 +204,7 @@ fn candidate_rules(
 ) -> u32 {
     let mut bits = policy.default_bits;
     if policy.flags & port_flag::HAS_SOURCE_RULES != 0 {
-        bits = source_bits(packet, slot, policy.default_bits, config_flags);
+        bits = source_bits(packet, policy, slot, config_flags);
     }
     if policy.flags & port_flag::HAS_IFACE_RULES != 0 {
         let key = IfaceMaskKey { slot, ifindex };

@@ -12,6 +12,9 @@ use dockfw_common::{
     SourceKeyV4, SourceKeyV6, TraceRecord, capacity,
 };
 
+/// `BPF_F_NO_PREALLOC`.
+const NO_PREALLOC: u32 = 1;
+
 #[map]
 pub static DFW_CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
@@ -52,9 +55,11 @@ pub static DFW_BANS_V4: LpmTrie<u32, BanValue> = LpmTrie::with_max_entries(capac
 pub static DFW_BANS_V6: LpmTrie<[u32; 4], BanValue> =
     LpmTrie::with_max_entries(capacity::BANS_V6, 0);
 
+/// Allocated as entries come (`BPF_F_NO_PREALLOC`): the expansion can be
+/// large on some hosts and empty on most.
 #[map]
-pub static DFW_RSRC_V4: LpmTrie<SourceKeyV4, u32> =
-    LpmTrie::with_max_entries(capacity::RULE_SOURCES_V4, 0);
+pub static DFW_RSRC4_LVL: HashMap<SourceKeyV4, u32> =
+    HashMap::with_max_entries(capacity::RULE_SOURCES_V4, NO_PREALLOC);
 
 #[map]
 pub static DFW_RSRC_V6: LpmTrie<SourceKeyV6, u32> =

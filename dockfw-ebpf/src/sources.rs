@@ -1,23 +1,26 @@
-//! The source dimension of a port's rules: one LPM lookup keyed by
-//! (policy index, source) gives the bitmap of rules whose source condition
-//! holds. A summary bitmap over every stored prefix of every port (one bit
-//! per IPv4 /24, per hashed IPv6 /32) skips the lookup for the usual flood
-//! source that no rule lists: those get the port's default bitmap.
+//! The source dimension of a port's rules: the bitmap of rules whose source
+//! condition holds. IPv4: at most four hash lookups, /32, /24, /16, /8, in
+//! a table where each port's prefixes are expanded to those levels (first
+//! hit wins; only the levels the port has are looked at) - flat in the
+//! number of prefixes and ports, unlike one trie over every port's prefixes.
+//! IPv6: one LPM lookup keyed by (policy index, source). A summary bitmap
+//! over every stored prefix of every port (one bit per IPv4 /24, per hashed
+//! IPv6 /32) skips all of it for the usual flood source that no rule lists:
+//! those get the port's default bitmap.
 
 use aya_ebpf::maps::lpm_trie::Key;
 use dockfw_common::{
-    SourceKeyV4, SourceKeyV6, config_flag, family, summary_bucket_v4, summary_bucket_v6,
+    PortPolicy, SourceKeyV4, SourceKeyV6, config_flag, family, source_level, summary_bucket_v4,
+    summary_bucket_v6,
 };
 
 use crate::{
     bans::bucket_set,
     classify::address_bytes,
-    maps::{DFW_RSRC_V4, DFW_RSRC_V6, DFW_RSUM_V4, DFW_RSUM_V6},
+    maps::{DFW_RSRC_V6, DFW_RSRC4_LVL, DFW_RSUM_V4, DFW_RSUM_V6},
     parse::Packet,
 };
 
-/// Prefix length of a whole IPv4 address.
-const V4_BITS: u32 = 32;
 /// Prefix length of a whole IPv6 address.
 const V6_BITS: u32 = 128;
 /// Source-trie keys start with the 32-bit policy index.
@@ -37,30 +40,44 @@ fn summary_says_maybe(packet: &Packet, config_flags: u32) -> bool {
 }
 
 /// The rule bitmap of the longest stored source prefix covering the packet's
-/// source, or `default` when none does. (A match on the lookup rather than
-/// `Option::unwrap_or`: LLVM may otherwise read the undefined payload of
-/// `None` from a register the helper call clobbered, which the verifier
-/// rejects.)
+/// source on this port, or the port's default bitmap when none does.
 #[inline(always)]
-pub fn source_bits(packet: &Packet, slot: u32, default: u32, config_flags: u32) -> u32 {
+pub fn source_bits(packet: &Packet, policy: &PortPolicy, slot: u32, config_flags: u32) -> u32 {
+    let default = policy.default_bits;
     if !summary_says_maybe(packet, config_flags) {
         return default;
     }
-    let slot_be = slot.to_be_bytes();
-    let found = if packet.family == family::V4 {
-        let data = SourceKeyV4 {
-            slot_be,
-            addr: packet.src[0].to_ne_bytes(),
-        };
-        DFW_RSRC_V4.get(Key::new(SLOT_BITS + V4_BITS, data))
-    } else {
-        let data = SourceKeyV6 {
-            slot_be,
-            addr: address_bytes(packet.src),
-        };
-        DFW_RSRC_V6.get(Key::new(SLOT_BITS + V6_BITS, data))
+    if packet.family == family::V4 {
+        let levels = policy.source_levels_v4;
+        let source = u32::from_be(packet.src[0]);
+        // Longest level first; each is one hash lookup.
+        for (bit, level) in [
+            (source_level::L32, 32u8),
+            (source_level::L24, 24),
+            (source_level::L16, 16),
+            (source_level::L8, 8),
+        ] {
+            if levels & bit == 0 {
+                continue;
+            }
+            let key = SourceKeyV4 {
+                slot,
+                addr: (source & (u32::MAX << (32 - u32::from(level)))).to_be_bytes(),
+                level,
+                pad: [0; 3],
+            };
+            if let Some(bits) = DFW_RSRC4_LVL.get_ptr(key) {
+                // SAFETY: a pointer from a successful lookup, read once.
+                return unsafe { *bits };
+            }
+        }
+        return default;
+    }
+    let data = SourceKeyV6 {
+        slot_be: slot.to_be_bytes(),
+        addr: address_bytes(packet.src),
     };
-    match found {
+    match DFW_RSRC_V6.get(Key::new(SLOT_BITS + V6_BITS, data)) {
         Some(bits) => *bits,
         None => default,
     }

@@ -57,6 +57,9 @@ pub struct CompiledPort {
     pub rules: Vec<CompiledRule>,
     /// The source dimension for the port's family.
     pub sources: SourceTable,
+    /// IPv4: `sources` expanded to the /8, /16, /24 and /32 levels the data
+    /// plane looks up.
+    pub levels_v4: Vec<sources::LevelEntry>,
     /// Per attached interface index: the rules whose interface condition
     /// holds there (only when some rule of the port has one).
     pub iface_masks: Vec<(u32, u32)>,
@@ -218,6 +221,8 @@ fn compile_port(
     if !sources.prefixes.is_empty() {
         policy.flags |= port_flag::HAS_SOURCE_RULES;
     }
+    let (levels_v4, level_mask) = sources::expand_v4(&sources);
+    policy.source_levels_v4 = level_mask;
 
     let all_rules = if rules.len() >= 32 {
         u32::MAX
@@ -244,6 +249,7 @@ fn compile_port(
         policy,
         rules,
         sources,
+        levels_v4,
         iface_masks,
     })
 }

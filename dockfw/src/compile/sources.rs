@@ -114,6 +114,92 @@ pub fn build(family: Family, rules: &[&SourceMatch]) -> SourceTable {
     }
 }
 
+/// One entry of the IPv4 level table: `addr/level` -> bitmap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LevelEntry {
+    /// 8, 16, 24 or 32.
+    pub level: u8,
+    /// The address masked to `level` bits.
+    pub addr: std::net::Ipv4Addr,
+    /// Rules whose condition holds there.
+    pub bits: u32,
+}
+
+/// The expansion levels, longest first (the data plane's lookup order).
+pub const LEVELS: [u8; 4] = [32, 24, 16, 8];
+
+/// A prefix's level: its length rounded up to a multiple of 8 (/0../8 -> 8).
+fn level_of(len: u8) -> u8 {
+    len.div_ceil(8).max(1) * 8
+}
+
+/// Expands the IPv4 prefixes of `table` to the /8, /16, /24 and /32 levels
+/// (controlled prefix expansion): each prefix becomes the level-length
+/// prefixes it covers at its own level, each carrying the bitmap of the
+/// longest stored prefix (of at most that length) that covers it. Looking up
+/// /32, /24, /16, /8 in that order and taking the first hit then gives what
+/// the longest match over the original prefixes gives. Returns the entries
+/// and the [`dockfw_common::source_level`] mask of levels in use.
+pub fn expand_v4(table: &SourceTable) -> (Vec<LevelEntry>, u32) {
+    let prefixes: Vec<(ipnet::Ipv4Net, u32)> = table
+        .prefixes
+        .iter()
+        .filter_map(|(net, bits)| match net {
+            IpNet::V4(net) => Some((*net, *bits)),
+            IpNet::V6(_) => None,
+        })
+        .collect();
+    // At each level, prefixes in ascending length: a longer prefix nested in
+    // a shorter one of the same level overwrites the entries it covers. (An
+    // entry only exists because a prefix of its own level covers it, and
+    // that one is longer than any prefix of a lower level covering it.)
+    let mut ordered = prefixes.clone();
+    ordered.sort_by_key(|(net, _)| {
+        (
+            level_of(net.prefix_len()),
+            net.prefix_len(),
+            u32::from(net.network()),
+        )
+    });
+    let mut entries: BTreeMap<(u8, u32), u32> = BTreeMap::new();
+    for (net, bits) in &ordered {
+        let level = level_of(net.prefix_len());
+        let count = 1u64 << (level - net.prefix_len());
+        let base = u64::from(u32::from(net.network()));
+        let step = 1u64 << (32 - level);
+        for index in 0..count {
+            entries.insert((level, (base + index * step) as u32), *bits);
+        }
+    }
+    let mut mask = 0;
+    let list = entries
+        .into_iter()
+        .map(|((level, addr), bits)| {
+            mask |= 1u32 << (level / 8 - 1);
+            LevelEntry {
+                level,
+                addr: addr.into(),
+                bits,
+            }
+        })
+        .collect();
+    (list, mask)
+}
+
+/// The bitmap the data plane's IPv4 level lookup gives for `addr`.
+pub fn lookup_levels(entries: &[LevelEntry], default: u32, addr: std::net::Ipv4Addr) -> u32 {
+    for level in LEVELS {
+        let masked = u32::from(addr) & (u32::MAX << (32 - u32::from(level)));
+        if let Some(entry) = entries
+            .iter()
+            .find(|entry| entry.level == level && u32::from(entry.addr) == masked)
+        {
+            return entry.bits;
+        }
+    }
+    default
+}
+
 /// The bitmap the data plane would compute for `addr` from `table`
 /// (longest stored prefix, else the default): the reference the tests and
 /// `dockfw trace` explanations use.
@@ -197,6 +283,62 @@ mod tests {
                 "::",
             ],
         );
+    }
+
+    #[test]
+    fn level_expansion_answers_like_the_longest_match() {
+        let mut state = 0x51ed_2701_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..100 {
+            let rules: Vec<SourceMatch> = (0..(next() % 6 + 1))
+                .map(|_| {
+                    let nets: Vec<IpNet> = (0..(next() % 4))
+                        .map(|_| {
+                            let addr = std::net::Ipv4Addr::from(
+                                0x0a00_0000 | (next() as u32 & 0x00ff_ffff),
+                            );
+                            IpNet::new(IpAddr::V4(addr), (1 + next() % 32) as u8)
+                                .unwrap()
+                                .trunc()
+                        })
+                        .collect();
+                    SourceMatch {
+                        from: (next() % 3 != 0).then_some(nets.clone()),
+                        not_from: if next() % 2 == 0 {
+                            nets.into_iter().take(1).collect()
+                        } else {
+                            vec![]
+                        },
+                    }
+                })
+                .collect();
+            let refs: Vec<&SourceMatch> = rules.iter().collect();
+            let table = build(Family::V4, &refs);
+            let (entries, mask) = expand_v4(&table);
+            for entry in &entries {
+                assert_ne!(mask & (1 << (entry.level / 8 - 1)), 0);
+            }
+            let mut probes: Vec<std::net::Ipv4Addr> = (0..100)
+                .map(|_| std::net::Ipv4Addr::from(0x0a00_0000 | (next() as u32 & 0x00ff_ffff)))
+                .collect();
+            for (net, _) in &table.prefixes {
+                if let IpNet::V4(net) = net {
+                    probes.extend([net.network(), net.broadcast()]);
+                }
+            }
+            for probe in probes {
+                assert_eq!(
+                    lookup_levels(&entries, table.default_bits, probe),
+                    lookup(&table, &IpAddr::V4(probe)),
+                    "{probe} in {table:?}"
+                );
+            }
+        }
     }
 
     #[test]

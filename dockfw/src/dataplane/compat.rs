@@ -5,7 +5,7 @@
 
 use std::{mem::size_of, path::Path};
 
-use aya::maps::MapInfo;
+use aya::maps::{MapInfo, MapType};
 use dockfw_common::{
     BAN_STATES_V4_MAP, BAN_SUMMARY_V6_MAP, BAN24_MAP, BANS_V4_MAP, BANS_V6_MAP, Ban24, BanValue,
     CONFIG_MAP, Config, Counter, EVENT_BUDGET_MAP, EVENTS_MAP, FRAGS_MAP, FragKey, FragValue,
@@ -20,10 +20,10 @@ use super::LoadError;
 /// LPM trie keys carry a 32-bit prefix length before the data.
 const LPM_PREFIX: usize = 4;
 
-/// (map, key size, value size) as this build's programs use them.
-fn expected_layout(name: &str) -> Option<(usize, usize)> {
+/// (key size, value size, map type) as this build's programs use them.
+fn expected_layout(name: &str) -> Option<(usize, usize, MapType)> {
     let u32_key = size_of::<u32>();
-    let layout = match name {
+    let (key, value) = match name {
         CONFIG_MAP => (u32_key, size_of::<Config>()),
         PORT_INDEX_MAP => (u32_key, size_of::<u32>()),
         PORT_ADDRS_MAP => (size_of::<PortKey>(), size_of::<u32>()),
@@ -38,7 +38,7 @@ fn expected_layout(name: &str) -> Option<(usize, usize)> {
         | RATE_AGGREGATE_MAP
         | EVENT_BUDGET_MAP => (u32_key, size_of::<u64>()),
         BAN24_MAP => (u32_key, size_of::<Ban24>()),
-        RULE_SOURCES_V4_MAP => (LPM_PREFIX + size_of::<SourceKeyV4>(), size_of::<u32>()),
+        RULE_SOURCES_V4_MAP => (size_of::<SourceKeyV4>(), size_of::<u32>()),
         RULE_SOURCES_V6_MAP => (LPM_PREFIX + size_of::<SourceKeyV6>(), size_of::<u32>()),
         IFACE_MASKS_MAP => (size_of::<IfaceMaskKey>(), size_of::<u32>()),
         RATE_SOURCES_MAP => (size_of::<RateKey>(), size_of::<u64>()),
@@ -47,7 +47,15 @@ fn expected_layout(name: &str) -> Option<(usize, usize)> {
         EVENTS_MAP => (0, 0),
         _ => return None,
     };
-    Some(layout)
+    let map_type = match name {
+        BANS_V4_MAP | BANS_V6_MAP | RULE_SOURCES_V6_MAP => MapType::LpmTrie,
+        PORT_ADDRS_MAP | BAN24_MAP | RULE_SOURCES_V4_MAP | IFACE_MASKS_MAP => MapType::Hash,
+        RATE_SOURCES_MAP | FRAGS_MAP => MapType::LruHash,
+        STATS_MAP | GLOBAL_STATS_MAP => MapType::PerCpuArray,
+        EVENTS_MAP => MapType::RingBuf,
+        _ => MapType::Array,
+    };
+    Some((key, value, map_type))
 }
 
 /// Checks every pinned map under `map_dir` that this build would re-adopt.
@@ -57,13 +65,14 @@ pub fn check_pinned_maps(map_dir: &Path) -> Result<(), LoadError> {
         if !path.exists() {
             continue;
         }
-        let Some((key, value)) = expected_layout(name) else {
+        let Some((key, value, map_type)) = expected_layout(name) else {
             continue;
         };
         let info =
             MapInfo::from_pin(&path).map_err(|source| LoadError::MapType { name, source })?;
         let found = (info.key_size() as usize, info.value_size() as usize);
-        if found != (key, value) {
+        let same_type = info.map_type().is_ok_and(|found| found == map_type);
+        if found != (key, value) || !same_type {
             return Err(LoadError::IncompatiblePin {
                 name,
                 path,

@@ -136,8 +136,8 @@ pub enum LoadError {
     /// A pinned map has another layout than this build's (left by another
     /// dockfw version).
     #[error(
-        "the pinned map {path} has key/value sizes {found:?}, this dockfw expects {expected:?} \
-         (pins left by another dockfw version); stop the other dockfw and run \
+        "the pinned map {path} has key/value sizes {found:?} (or another map type), this dockfw \
+         expects {expected:?} (pins left by another dockfw version); stop the other dockfw and run \
          `dockfw detach --pin-dir DIR` (bans and rate-limit state are lost), or use another \
          --pin-dir"
     )]
@@ -183,7 +183,7 @@ pub struct Maps {
     /// [`dockfw_common::RULE_SOURCE_SUMMARY_V6_MAP`].
     pub rule_source_summary_v6: Array<MapData, u64>,
     /// [`dockfw_common::RULE_SOURCES_V4_MAP`].
-    pub rule_sources_v4: LpmTrie<MapData, SourceKeyV4, u32>,
+    pub rule_sources_v4: HashMap<MapData, SourceKeyV4, u32>,
     /// [`dockfw_common::RULE_SOURCES_V6_MAP`].
     pub rule_sources_v6: LpmTrie<MapData, SourceKeyV6, u32>,
     /// [`dockfw_common::IFACE_MASKS_MAP`].

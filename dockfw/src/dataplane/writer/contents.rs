@@ -17,17 +17,16 @@ use crate::dataplane::{Capacities, Maps};
 pub(super) struct Contents {
     pub(super) port_index: Vec<u32>,
     pub(super) port_addrs: Vec<PortKey>,
-    pub(super) sources_v4: Vec<Key<SourceKeyV4>>,
+    pub(super) sources_v4: Vec<SourceKeyV4>,
     pub(super) sources_v6: Vec<Key<SourceKeyV6>>,
     pub(super) iface_masks: Vec<IfaceMaskKey>,
 }
 
 impl Contents {
-    /// The source prefixes the generation's tries hold.
+    /// The source prefixes the generation holds (IPv4 as expanded).
     pub(super) fn prefixes(&self) -> Vec<IpNet> {
         let v4 = self.sources_v4.iter().filter_map(|key| {
-            let len = key.prefix_len().checked_sub(32)?;
-            ipnet::Ipv4Net::new(key.data().addr.into(), len as u8)
+            ipnet::Ipv4Net::new(key.addr.into(), key.level)
                 .ok()
                 .map(IpNet::V4)
         });
@@ -111,7 +110,7 @@ pub(super) fn scan(
     let in_generation = |slot: u32| (low..high).contains(&slot);
     for key in maps.rule_sources_v4.keys() {
         let key = key.map_err(map_error(dockfw_common::RULE_SOURCES_V4_MAP))?;
-        if in_generation(u32::from_be_bytes(key.data().slot_be)) {
+        if in_generation(key.slot) {
             contents.sources_v4.push(key);
         }
     }

@@ -48,12 +48,13 @@ impl Plan {
             rule_base += port.rules.len() as u32;
             plan.rules += port.rules.len();
             plan.port_addrs += usize::from(port.port.key.addr.is_some());
-            for (net, _) in &port.sources.prefixes {
-                match net {
-                    IpNet::V4(_) => plan.sources_v4 += 1,
-                    IpNet::V6(_) => plan.sources_v6 += 1,
-                }
-            }
+            plan.sources_v4 += port.levels_v4.len();
+            plan.sources_v6 += port
+                .sources
+                .prefixes
+                .iter()
+                .filter(|(net, _)| matches!(net, IpNet::V6(_)))
+                .count();
             plan.iface_masks += port.iface_masks.len();
         }
         plan
@@ -179,20 +180,22 @@ impl Plan {
                     contents.port_addrs.push(port_key);
                 }
             }
+            for entry in &port.levels_v4 {
+                let level_key = SourceKeyV4 {
+                    slot: placement.slot,
+                    addr: entry.addr.octets(),
+                    level: entry.level,
+                    pad: [0; 3],
+                };
+                maps.rule_sources_v4
+                    .insert(level_key, entry.bits, 0)
+                    .map_err(map_error(dockfw_common::RULE_SOURCES_V4_MAP))?;
+                contents.sources_v4.push(level_key);
+            }
             let slot_be = placement.slot.to_be_bytes();
             for (net, bits) in &port.sources.prefixes {
                 match net {
-                    IpNet::V4(net) => {
-                        let data = SourceKeyV4 {
-                            slot_be,
-                            addr: net.network().octets(),
-                        };
-                        let trie_key = Key::new(32 + u32::from(net.prefix_len()), data);
-                        maps.rule_sources_v4
-                            .insert(&trie_key, *bits, 0)
-                            .map_err(map_error(dockfw_common::RULE_SOURCES_V4_MAP))?;
-                        contents.sources_v4.push(trie_key);
-                    }
+                    IpNet::V4(_) => {}
                     IpNet::V6(net) => {
                         let data = SourceKeyV6 {
                             slot_be,
