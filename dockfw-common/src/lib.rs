@@ -70,6 +70,11 @@ pub const fn generation_base(capacity: u32, generation: u32) -> u32 {
 /// bucket": the lookup it guards can be skipped.
 pub const SUMMARY_WORDS: u32 = 1 << 18;
 
+/// Words of the IPv4 source-level hints: four bits per /24, the
+/// [`source_level`](types::source_level)s at which some port has an entry
+/// covering that /24 (zero: no rule lists this source).
+pub const SOURCE_HINT_WORDS_V4: u32 = 1 << 20;
+
 /// Words of the IPv4 ban states: two bits per /24 ([`ban_state`]).
 pub const BAN_STATE_WORDS_V4: u32 = 1 << 19;
 

@@ -33,8 +33,10 @@ pub const BAN24_MAP: &str = "DFW_BAN24";
 /// `Array<u64>`: summary bitmap over hashed IPv6 /32s that some ban
 /// intersects ([`crate::summary_bucket_v6`]); a clear bit skips the trie.
 pub const BAN_SUMMARY_V6_MAP: &str = "DFW_BANSUM_V6";
-/// `Array<u64>`: summary bitmap over IPv4 /24s that some rule source prefix
-/// (of either generation) intersects; a clear bit skips the source trie.
+/// `Array<u64>`: per IPv4 /24, four bits: the source table levels at which
+/// some port (of either generation) has an entry covering it
+/// ([`crate::SOURCE_HINT_WORDS_V4`]). The data plane looks up only those
+/// levels; none for the usual flood source that no rule lists.
 pub const RULE_SOURCE_SUMMARY_V4_MAP: &str = "DFW_RSUM_V4";
 /// `Array<u64>`: the same over hashed IPv6 /32s.
 pub const RULE_SOURCE_SUMMARY_V6_MAP: &str = "DFW_RSUM_V6";

@@ -56,9 +56,6 @@ pub mod config_flag {
     /// Some IPv6 ban is shorter than /24 (too wide for the hashed summary):
     /// always consult the ban trie.
     pub const BAN_LOOKUP_ALWAYS_V6: u32 = 1 << 1;
-    /// Some IPv4 rule source prefix is too wide for the summary: always
-    /// consult the source trie (never set: /24 buckets cover any prefix).
-    pub const SOURCE_LOOKUP_ALWAYS_V4: u32 = 1 << 2;
     /// Some IPv6 rule source prefix is shorter than /24: always consult the
     /// source trie.
     pub const SOURCE_LOOKUP_ALWAYS_V6: u32 = 1 << 3;

@@ -8,8 +8,8 @@ use aya_ebpf::{
 };
 use dockfw_common::{
     BAN_STATE_WORDS_V4, Ban24, BanValue, Config, Counter, FragKey, FragValue, IfaceMaskKey,
-    OUTCOMES_PER_STAT, PORT_INDEX_ENTRIES, PortKey, PortPolicy, RateKey, RuleAction, SUMMARY_WORDS,
-    SourceKeyV4, SourceKeyV6, TraceRecord, capacity,
+    OUTCOMES_PER_STAT, PORT_INDEX_ENTRIES, PortKey, PortPolicy, RateKey, RuleAction,
+    SOURCE_HINT_WORDS_V4, SUMMARY_WORDS, SourceKeyV4, SourceKeyV6, TraceRecord, capacity,
 };
 
 /// `BPF_F_NO_PREALLOC`.
@@ -41,7 +41,7 @@ pub static DFW_BAN24: HashMap<u32, Ban24> = HashMap::with_max_entries(capacity::
 pub static DFW_BANSUM_V6: Array<u64> = Array::with_max_entries(SUMMARY_WORDS, 0);
 
 #[map]
-pub static DFW_RSUM_V4: Array<u64> = Array::with_max_entries(SUMMARY_WORDS, 0);
+pub static DFW_RSUM_V4: Array<u64> = Array::with_max_entries(SOURCE_HINT_WORDS_V4, 0);
 
 #[map]
 pub static DFW_RSUM_V6: Array<u64> = Array::with_max_entries(SUMMARY_WORDS, 0);

@@ -26,16 +26,18 @@ const V6_BITS: u32 = 128;
 /// Source-trie keys start with the 32-bit policy index.
 const SLOT_BITS: u32 = 32;
 
-/// Whether some stored source prefix may cover the packet's source.
+/// /24 buckets per word of the IPv4 hints (four bits each).
+const HINTS_PER_WORD: u32 = 16;
+
+/// The IPv4 source-table levels some port has entries at for this source's
+/// /24 (a missing word, which cannot happen with the sizes user space
+/// creates, counts as "all levels").
 #[inline(always)]
-fn summary_says_maybe(packet: &Packet, config_flags: u32) -> bool {
-    let first = u32::from_be(packet.src[0]);
-    if packet.family == family::V4 {
-        config_flags & config_flag::SOURCE_LOOKUP_ALWAYS_V4 != 0
-            || bucket_set(&DFW_RSUM_V4, summary_bucket_v4(first))
-    } else {
-        config_flags & config_flag::SOURCE_LOOKUP_ALWAYS_V6 != 0
-            || bucket_set(&DFW_RSUM_V6, summary_bucket_v6(first))
+fn level_hint_v4(source: u32) -> u32 {
+    let bucket = summary_bucket_v4(source);
+    match DFW_RSUM_V4.get(bucket / HINTS_PER_WORD) {
+        Some(word) => ((*word >> ((bucket % HINTS_PER_WORD) * 4)) & 0xf) as u32,
+        None => 0xf,
     }
 }
 
@@ -44,12 +46,9 @@ fn summary_says_maybe(packet: &Packet, config_flags: u32) -> bool {
 #[inline(always)]
 pub fn source_bits(packet: &Packet, policy: &PortPolicy, slot: u32, config_flags: u32) -> u32 {
     let default = policy.default_bits;
-    if !summary_says_maybe(packet, config_flags) {
-        return default;
-    }
     if packet.family == family::V4 {
-        let levels = policy.source_levels_v4;
         let source = u32::from_be(packet.src[0]);
+        let levels = policy.source_levels_v4 & level_hint_v4(source);
         // Longest level first; each is one hash lookup.
         for (bit, level) in [
             (source_level::L32, 32u8),
@@ -71,6 +70,11 @@ pub fn source_bits(packet: &Packet, policy: &PortPolicy, slot: u32, config_flags
                 return unsafe { *bits };
             }
         }
+        return default;
+    }
+    if config_flags & config_flag::SOURCE_LOOKUP_ALWAYS_V6 == 0
+        && !bucket_set(&DFW_RSUM_V6, summary_bucket_v6(u32::from_be(packet.src[0])))
+    {
         return default;
     }
     let data = SourceKeyV6 {

@@ -100,6 +100,49 @@ impl PrefixSummary {
     }
 }
 
+/// IPv4 source-level hints: per /24, four bits telling at which levels
+/// ([`dockfw_common::source_level`]) some port's source table has an entry
+/// covering that /24. The data plane looks up only those levels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LevelHints {
+    /// Four bits per /24 bucket, sixteen buckets per word.
+    pub words: Vec<u64>,
+}
+
+impl Default for LevelHints {
+    fn default() -> Self {
+        Self {
+            words: vec![0; dockfw_common::SOURCE_HINT_WORDS_V4 as usize],
+        }
+    }
+}
+
+impl LevelHints {
+    /// Marks the /24s that the level-`level` entry at `addr` covers.
+    pub fn add(&mut self, level: u8, addr: std::net::Ipv4Addr) {
+        let bit = 1u64 << (level / 8 - 1);
+        let first = summary_bucket_v4(u32::from(addr));
+        let span: u32 = match level {
+            8 => 1 << 16,
+            16 => 1 << 8,
+            _ => 1,
+        };
+        for bucket in first..first.saturating_add(span) {
+            if let Some(word) = self.words.get_mut((bucket / 16) as usize) {
+                *word |= bit << ((bucket % 16) * 4);
+            }
+        }
+    }
+
+    /// The levels worth looking up for `addr`.
+    pub fn get(&self, addr: std::net::Ipv4Addr) -> u32 {
+        let bucket = summary_bucket_v4(u32::from(addr));
+        self.words
+            .get((bucket / 16) as usize)
+            .map_or(0xf, |word| ((word >> ((bucket % 16) * 4)) & 0xf) as u32)
+    }
+}
+
 /// Sets bits `first..=last` of a bitmap.
 pub fn set_range(words: &mut [u64], first: u32, last: u32) {
     let (first, last) = (first as usize, last as usize);
@@ -120,6 +163,24 @@ pub fn set_range(words: &mut [u64], first: u32, last: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn level_hints_cover_what_each_level_covers() {
+        let mut hints = LevelHints::default();
+        hints.add(8, "10.0.0.0".parse().unwrap());
+        hints.add(24, "10.1.2.0".parse().unwrap());
+        hints.add(32, "192.0.2.7".parse().unwrap());
+        hints.add(16, "198.51.0.0".parse().unwrap());
+        assert_eq!(hints.get("10.200.1.1".parse().unwrap()), 0b0001);
+        assert_eq!(hints.get("10.1.2.200".parse().unwrap()), 0b0101);
+        assert_eq!(
+            hints.get("192.0.2.8".parse().unwrap()),
+            0b1000,
+            "the whole /24 of a /32"
+        );
+        assert_eq!(hints.get("198.51.255.1".parse().unwrap()), 0b0010);
+        assert_eq!(hints.get("11.0.0.1".parse().unwrap()), 0);
+    }
 
     #[test]
     fn summaries_cover_their_prefixes_and_little_else() {

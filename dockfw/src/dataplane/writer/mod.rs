@@ -28,7 +28,11 @@ use self::{
     plan::Plan,
 };
 use super::Maps;
-use crate::{compile::CompiledPolicy, model::BindingKey, summary::PrefixSummary};
+use crate::{
+    compile::CompiledPolicy,
+    model::BindingKey,
+    summary::{LevelHints, PrefixSummary},
+};
 
 /// How long a generation must have been inactive before it is rewritten.
 pub const QUIESCE: Duration = Duration::from_millis(10);
@@ -95,7 +99,7 @@ pub struct Applied {
 pub struct GenerationWriter {
     last_flip: Option<Instant>,
     /// What the rule-source summary maps hold (`None` = unknown).
-    source_summary: Option<PrefixSummary>,
+    source_summary: Option<SourceSummary>,
     /// Per generation: what it holds (`None` = unknown, e.g. after
     /// re-adopting pinned maps; then it is found by scanning).
     contents: [Option<Contents>; 2],
@@ -145,18 +149,32 @@ impl GenerationWriter {
         let (contents, placements) = plan.write(maps, compiled, next)?;
         self.contents[next as usize] = Some(contents);
 
-        // The source summary covers both generations' prefixes while either
-        // may be in use.
-        let summary = PrefixSummary::build(
-            compiled
-                .ports
-                .iter()
-                .flat_map(|port| port.sources.prefixes.iter().map(|(net, _)| net))
-                .chain(active_contents.prefixes().iter()),
-        );
-        self.write_source_summary(maps, summary.clone())?;
+        // The source hints and summary cover both generations' entries while
+        // either may be in use.
+        let mut hints = LevelHints::default();
+        let mut v6 = PrefixSummary::default();
+        for port in &compiled.ports {
+            for entry in &port.levels_v4 {
+                hints.add(entry.level, entry.addr);
+            }
+            for (net, _) in &port.sources.prefixes {
+                if matches!(net, ipnet::IpNet::V6(_)) {
+                    v6.add(net);
+                }
+            }
+        }
+        for key in &active_contents.sources_v4 {
+            hints.add(key.level, key.addr.into());
+        }
+        for net in active_contents.prefixes() {
+            if matches!(net, ipnet::IpNet::V6(_)) {
+                v6.add(&net);
+            }
+        }
+        let always_v6 = v6.always_v6;
+        self.write_source_summary(maps, SourceSummary { hints, v6 })?;
         let mut flags = config.flags & !config_flag::SOURCE_LOOKUP_ALWAYS_V6;
-        if summary.always_v6 {
+        if always_v6 {
             flags |= config_flag::SOURCE_LOOKUP_ALWAYS_V6;
         }
         let flipped = Config {
@@ -176,41 +194,43 @@ impl GenerationWriter {
 }
 
 impl GenerationWriter {
-    /// Writes the rule-source summary words that changed (all of them when
-    /// the maps' content is unknown).
+    /// Writes the rule-source hint and summary words that changed (all of
+    /// them when the maps' content is unknown).
     fn write_source_summary(
         &mut self,
         maps: &mut Maps,
-        summary: PrefixSummary,
+        summary: SourceSummary,
     ) -> Result<(), WriteError> {
         let previous = self.source_summary.take();
-        let words = [
-            (
-                &summary.v4,
-                previous.as_ref().map(|old| &old.v4),
-                dockfw_common::RULE_SOURCE_SUMMARY_V4_MAP,
-            ),
-            (
-                &summary.v6,
-                previous.as_ref().map(|old| &old.v6),
-                dockfw_common::RULE_SOURCE_SUMMARY_V6_MAP,
-            ),
-        ];
-        for (family, (new, old, name)) in words.into_iter().enumerate() {
-            let map = if family == 0 {
-                &mut maps.rule_source_summary_v4
-            } else {
-                &mut maps.rule_source_summary_v6
-            };
-            for (index, word) in new.iter().enumerate() {
-                if old.is_none_or(|old| old.get(index) != Some(word)) {
-                    map.set(index as u32, *word, 0).map_err(map_error(name))?;
-                }
+        for (index, word) in summary.hints.words.iter().enumerate() {
+            if previous
+                .as_ref()
+                .is_none_or(|old| old.hints.words.get(index) != Some(word))
+            {
+                maps.rule_source_summary_v4
+                    .set(index as u32, *word, 0)
+                    .map_err(map_error(dockfw_common::RULE_SOURCE_SUMMARY_V4_MAP))?;
+            }
+        }
+        for (index, word) in summary.v6.v6.iter().enumerate() {
+            if previous
+                .as_ref()
+                .is_none_or(|old| old.v6.v6.get(index) != Some(word))
+            {
+                maps.rule_source_summary_v6
+                    .set(index as u32, *word, 0)
+                    .map_err(map_error(dockfw_common::RULE_SOURCE_SUMMARY_V6_MAP))?;
             }
         }
         self.source_summary = Some(summary);
         Ok(())
     }
+}
+
+/// What the rule-source hint (IPv4) and summary (IPv6) maps hold.
+struct SourceSummary {
+    hints: LevelHints,
+    v6: PrefixSummary,
 }
 
 /// The port as the data plane sees it: the packet's two bytes loaded
