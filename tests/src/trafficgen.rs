@@ -216,6 +216,18 @@ impl Generator {
         self.write_config(0);
     }
 
+    /// Caps the pacing's burst allowance at `frames` frames (the default is
+    /// 20 ms of the rate): after the generator was preempted it then sends
+    /// less rather than a burst that overflows a slow receiver's ring.
+    pub fn limit_burst(&mut self, frames: u64) {
+        if let Some(config) = self.config.as_mut()
+            && config.interval_ns != 0
+        {
+            config.burst_ns = config.interval_ns * frames.max(1);
+        }
+        self.write_config(0);
+    }
+
     fn write_config(&mut self, limit: u64) {
         let Some(mut config) = self.config else {
             panic!("the generator is not configured");

@@ -3,7 +3,8 @@
 //! - `micro`: BPF_PROG_TEST_RUN cost per packet of dockfw's XDP program
 //!   against a drop-everything floor and xdp-filter, built and measured in
 //!   one run (see [`bench::micro`]).
-//! - `macro`: veth floods against netfilter baselines (not written yet).
+//! - `macro`: veth floods against netfilter baselines, xdp-filter and the
+//!   floor, with a real dockerd and dockfw's daemon (see [`bench::macro_`]).
 //! - `scrape`: the time of a `/metrics` scrape with 1,000 published ports
 //!   and 32 rules each, against its 50 ms budget (see [`bench::scrape`]).
 //!
@@ -22,10 +23,10 @@ const USAGE: &str = "\
 usage: dockfw-bench <micro|macro> [OPTIONS]
 
   micro  BPF_PROG_TEST_RUN micro benchmark (dockfw vs floor vs xdp-filter)
-  macro  veth flood benchmark (not implemented yet)
+  macro  veth flood benchmark (dockfw vs DOCKER-USER, raw, nftables, xdp-filter, floor)
   scrape /metrics scrape time with 1,000 ports x 32 rules (50 ms budget)
 
-`dockfw-bench micro --help` lists the micro benchmark's options.";
+`dockfw-bench micro --help` and `dockfw-bench macro --help` list their options.";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
     let rest: Vec<String> = args.collect();
     match command.as_deref() {
         Some("micro") => bench::micro::main(&rest),
-        Some("macro") => bench::macro_not_implemented(),
+        Some("macro") => bench::macro_::main(&rest),
         Some("scrape") => bench::scrape::main(&rest),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
