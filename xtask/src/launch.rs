@@ -172,6 +172,11 @@ pub fn bench_command(workspace: &Workspace, subcommand: &str, args: &[OsString])
         "dockfw-bench",
     ]);
     command.args(workspace.locked());
+    if subcommand == "macro" {
+        // The macro benchmark runs the daemon as operators do, from the
+        // same profile as the harness.
+        command.env("DOCKFW_BIN", build_daemon(workspace, true)?);
+    }
     command.args(["--", subcommand]);
     command.args(args);
     cmd::run(&mut command).context("the benchmark failed")

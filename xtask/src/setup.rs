@@ -37,6 +37,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "linux-perf",
     "tcpdump",
     "curl",
+    // The macro benchmark's charts (Debian's, so the system python3 has it).
+    "python3-matplotlib",
 ];
 
 /// rustup components, per toolchain.
