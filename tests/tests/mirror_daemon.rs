@@ -172,7 +172,9 @@ fn mirrored_drops_happen_in_xdp_and_follow_changes() {
     let netfilter_drops = docker_user_drops(&world);
     assert!(
         netfilter_drops >= 6,
-        "the batch must meet the drop rules ({netfilter_drops})"
+        "the batch must meet the drop rules ({netfilter_drops}): {alone:?}\n{:?}\n{:?}",
+        world.counters("ipv4"),
+        world.counters("ipv6")
     );
     assert!(
         alone.iter().filter(|delivered| **delivered).count() >= 4,

@@ -132,6 +132,8 @@ struct Totals {
     packets: u64,
     v6_packets: u64,
     delivered: u64,
+    delivered_v6: u64,
+    xdp_drops_v6: u64,
     netfilter_drops: u64,
     taken: u64,
     xdp_drops: u64,
@@ -199,7 +201,14 @@ fn mirror_never_drops_what_netfilter_delivers() {
             "set {set}: the daemon did not pick the rules up within 10 s\n{}",
             daemon.log()
         );
-        totals.pickup_ms.push(started.elapsed().as_millis());
+        let pickup = started.elapsed().as_millis();
+        if pickup > 2000 {
+            eprintln!(
+                "set {set}: picked up after {pickup} ms (load average {})",
+                load_average()
+            );
+        }
+        totals.pickup_ms.push(pickup);
         let context = trace_context(&daemon);
         let outcomes = explain_outcomes(&daemon, &docker);
 
@@ -291,6 +300,9 @@ fn mirror_never_drops_what_netfilter_delivers() {
             totals.packets += 1;
             totals.v6_packets += u64::from(fate.family == "ipv6");
             totals.delivered += u64::from(fate.delivered);
+            totals.delivered_v6 += u64::from(fate.delivered && fate.family == "ipv6");
+            totals.xdp_drops_v6 +=
+                u64::from(fate.would_drop && !fate.delivered && fate.family == "ipv6");
             totals.xdp_drops += u64::from(fate.would_drop && !fate.delivered);
             let describe = || {
                 format!(
@@ -349,19 +361,21 @@ fn mirror_never_drops_what_netfilter_delivers() {
     let pickup_max = totals.pickup_ms.iter().max().copied().unwrap_or(0);
     let pickup_mean = totals.pickup_ms.iter().sum::<u128>() / totals.pickup_ms.len().max(1) as u128;
     eprintln!(
-        "mirror oracle: {} rule sets x {} packets ({} IPv6), seed {seed:#x}: {} delivered by netfilter, \
+        "mirror oracle: {} rule sets x {} packets ({} IPv6), seed {seed:#x}: {} delivered by netfilter ({} IPv6), \
          {} dropped by a DOCKER-USER DROP rule, {} of them taken over in XDP ({:.1}%); dockfw would drop {} \
-         packets in all (the rest REJECTed or INVALID in netfilter); drops of rules mirrored exactly: {} \
+         packets in all ({} IPv6) (the rest REJECTed or INVALID in netfilter); drops of rules mirrored exactly: {} \
          taken over of {} ({:.1}%); unsound drops: {}; unpublished or foreign traffic touched: {}; pickup of \
          a change: mean {pickup_mean} ms, max {pickup_max} ms",
         totals.sets,
         per_set,
         totals.v6_packets,
         totals.delivered,
+        totals.delivered_v6,
         totals.netfilter_drops,
         totals.taken,
         share(totals.taken, totals.netfilter_drops),
         totals.xdp_drops,
+        totals.xdp_drops_v6,
         totals.translatable_drops - totals.translatable_missed,
         totals.translatable_drops,
         share(
@@ -389,6 +403,14 @@ fn mirror_never_drops_what_netfilter_delivers() {
         totals.delivered > 0 && totals.xdp_drops > 0,
         "the run exercised nothing"
     );
+}
+
+/// The 1-minute load average, to read slow pickups against.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// `CHAIN#POSITION` of a reported rule.

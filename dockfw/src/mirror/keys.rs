@@ -24,8 +24,8 @@ use super::{
     class::{Class, Dnf, Space},
     ipset::IpSets,
     matcher::{Ctx, View, conditions},
-    rule::{Target, parse_rule},
-    save::Ruleset,
+    rule::{ClauseKind, Dir, ParsedRule, Target, parse_rule},
+    save::{Ruleset, SavedRule},
 };
 use crate::model::{BindingKey, Family, Proto, PublishedPort};
 
@@ -74,6 +74,59 @@ enum NatFlow {
     Stop(String),
 }
 
+/// The rules of the raw, mangle and nat chains, parsed once.
+#[derive(Debug, Default)]
+pub struct Parsed<'a> {
+    chains: std::collections::BTreeMap<(String, String), Vec<(&'a SavedRule, ParsedRule)>>,
+}
+
+impl<'a> Parsed<'a> {
+    /// Parses the chains of the tables a key's traffic meets before
+    /// DOCKER-USER.
+    pub fn new(ruleset: &'a Ruleset) -> Self {
+        let mut chains = std::collections::BTreeMap::new();
+        for table in ["raw", "mangle", "nat"] {
+            let Some(found) = ruleset.tables.get(table) else {
+                continue;
+            };
+            for (name, chain) in &found.chains {
+                let rules = chain
+                    .rules
+                    .iter()
+                    .map(|saved| (saved, parse_rule(saved.args.as_deref())))
+                    .collect();
+                chains.insert((table.to_owned(), name.clone()), rules);
+            }
+        }
+        Self { chains }
+    }
+
+    fn rules(&self, table: &str, chain: &str) -> &[(&'a SavedRule, ParsedRule)] {
+        self.chains
+            .get(&(table.to_owned(), chain.to_owned()))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Whether a rule's plain `--dport` (or `-p`) already rules the key out, so
+/// that Docker's many per-port DNAT rules cost no evaluation.
+fn surely_misses(rule: &ParsedRule, port: u16, proto: Proto) -> bool {
+    rule.clauses.iter().any(|clause| {
+        !clause.negated
+            && match &clause.kind {
+                ClauseKind::Port {
+                    dir: Dir::Dst,
+                    low,
+                    high,
+                    ..
+                } => !(*low..=*high).contains(&port),
+                ClauseKind::Proto(super::rule::ProtoMatch::Tcp) => proto != Proto::Tcp,
+                ClauseKind::Proto(super::rule::ProtoMatch::Udp) => proto != Proto::Udp,
+                _ => false,
+            }
+    })
+}
+
 /// Builds the trusted keys of one family.
 pub struct KeyBuilder<'a> {
     /// Family.
@@ -88,6 +141,8 @@ pub struct KeyBuilder<'a> {
     pub local: &'a AddrSet,
     /// Whether conntrack helpers are assigned.
     pub helpers: bool,
+    /// The parsed raw, mangle and nat chains.
+    pub parsed: &'a Parsed<'a>,
 }
 
 impl KeyBuilder<'_> {
@@ -212,8 +267,14 @@ impl KeyBuilder<'_> {
                 "{table} {chain}: chains nested deeper than {MAX_DEPTH}"
             ));
         }
-        for saved in self.ruleset.rules(table, chain) {
-            let rule = parse_rule(saved.args.as_deref());
+        for (saved, rule) in self.parsed.rules(table, chain) {
+            if ctx
+                .keys
+                .first()
+                .is_some_and(|key| surely_misses(rule, key.orig_port, key.key.proto))
+            {
+                continue;
+            }
             let (approx, _) = conditions(ctx, &rule.clauses);
             if approx.over.is_empty() {
                 continue;
@@ -239,8 +300,14 @@ impl KeyBuilder<'_> {
         if depth > MAX_DEPTH {
             return NatFlow::Stop(format!("nat chains nested deeper than {MAX_DEPTH}"));
         }
-        for saved in self.ruleset.rules("nat", chain) {
-            let rule = parse_rule(saved.args.as_deref());
+        for (saved, rule) in self.parsed.rules("nat", chain) {
+            if ctx
+                .keys
+                .first()
+                .is_some_and(|key| surely_misses(rule, key.orig_port, key.key.proto))
+            {
+                continue;
+            }
             let (approx, _) = conditions(ctx, &rule.clauses);
             if approx.over.is_empty() {
                 continue;

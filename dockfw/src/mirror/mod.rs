@@ -36,7 +36,12 @@
 //! (bad checksum, impossible flags, a FIN or RST outside any connection)
 //! are never DNATed, never reach DOCKER-USER and go to the host's own
 //! stack, and the fast path may drop those when a rule's conditions cover
-//! them. Changes are picked up within two seconds; during that window the
+//! them. Conntrack helpers are looked for only in the raw table (`-j CT`);
+//! kernels before 6.0 could also assign them automatically
+//! (`net.netfilter.nf_conntrack_helper=1`, off by default since 4.7). The
+//! rules are read through whatever backend `iptables-save` uses; a host
+//! with rules in both iptables-legacy and iptables-nft is not detected.
+//! Changes are picked up within two seconds; during that window the
 //! previous translation is in force.
 //!
 //! Rate limits (`-m limit`, `-m hashlimit`) are translated only with
@@ -223,6 +228,7 @@ fn translate_family(
             .flat_map(|chain| &chain.rules)
             .any(|saved| parse_rule(saved.args.as_deref()).target == Target::Named("CT".into()))
     });
+    let parsed = keys::Parsed::new(&ruleset);
     let builder = KeyBuilder {
         family,
         ruleset: &ruleset,
@@ -230,6 +236,7 @@ fn translate_family(
         sets,
         local: &local,
         helpers,
+        parsed: &parsed,
     };
     let (views, untrusted) = builder.build(input.ports, &local_addrs);
     report.untrusted = untrusted;

@@ -199,13 +199,44 @@ impl World {
             let ns = PathBuf::from(format!("/proc/{pid}/ns/net"));
             // Replies stay inside the container: DOCKER-USER counts only
             // the test's packets, and the client needs no route back.
-            for tool in ["iptables", "ip6tables"] {
+            // Neighbour discovery must go on, or the host never learns the
+            // container's IPv6 link-layer address.
+            let ndp = |kind: &str| {
+                vec![
+                    "ip6tables",
+                    "-A",
+                    "OUTPUT",
+                    "-p",
+                    "ipv6-icmp",
+                    "-m",
+                    "icmp6",
+                    "--icmpv6-type",
+                    kind,
+                    "-j",
+                    "ACCEPT",
+                ]
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<String>>()
+            };
+            let commands = [
+                ndp("neighbour-advertisement"),
+                ndp("neighbour-solicitation"),
+                ["ip6tables", "-A", "OUTPUT", "-j", "DROP"]
+                    .map(str::to_owned)
+                    .to_vec(),
+                ["iptables", "-A", "OUTPUT", "-j", "DROP"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            ];
+            for command in commands {
                 let output = std::process::Command::new("nsenter")
                     .arg(format!("--net={}", ns.display()))
-                    .args(["--", tool, "-A", "OUTPUT", "-j", "DROP"])
+                    .arg("--")
+                    .args(&command)
                     .output()
-                    .unwrap_or_else(|error| panic!("{tool} in {name}: {error}"));
-                assert!(output.status.success(), "{tool} OUTPUT DROP in {name}");
+                    .unwrap_or_else(|error| panic!("{command:?} in {name}: {error}"));
+                assert!(output.status.success(), "{command:?} in {name}");
             }
             capture_points.push((ns, "eth0".to_owned()));
             let networks = &inspect["NetworkSettings"]["Networks"];

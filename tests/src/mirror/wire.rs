@@ -47,6 +47,7 @@ pub fn frame(packet: &Packet, dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<u8> {
 /// Computes the TCP or UDP checksum over the pseudo-header (IPv4 without
 /// options or IPv6 without extension headers).
 fn fix_l4_checksum(bytes: &mut [u8]) {
+    let v6 = u16::from_be_bytes([bytes[12], bytes[13]]) == 0x86dd;
     let (proto, l4, mut pseudo) = match u16::from_be_bytes([bytes[12], bytes[13]]) {
         0x0800 => {
             let ihl = usize::from(bytes[ETH] & 0x0f) * 4;
@@ -62,6 +63,10 @@ fn fix_l4_checksum(bytes: &mut [u8]) {
     };
     let len = (bytes.len() - l4) as u16;
     pseudo.extend_from_slice(&len.to_be_bytes());
+    if v6 {
+        // IPv6: a 32-bit length, then three zero bytes and the next header.
+        pseudo.extend_from_slice(&[0, 0, 0, proto]);
+    }
     let at = l4 + if proto == 6 { 16 } else { 6 };
     bytes[at] = 0;
     bytes[at + 1] = 0;
@@ -229,7 +234,7 @@ impl Capture {
                             &mut len,
                         )
                     };
-                    if got <= 0 || from.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+                    if got <= 0 || from.sll_pkttype == libc::PACKET_OUTGOING {
                         continue;
                     }
                     if let Some(packet) = parse(&buffer[..got as usize])

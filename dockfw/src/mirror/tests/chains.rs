@@ -324,3 +324,48 @@ fn an_unreadable_rule_is_a_shadow() {
     ));
     assert!(!drops(&t, &tcp(8080, "198.51.100.1", 1, SYN)));
 }
+
+#[test]
+fn a_large_host_translates_quickly() {
+    // 600 published ports on four local addresses, a DNAT rule each, and a
+    // DOCKER-USER of 30 rules: the translation stays well under the poll
+    // interval (printed, not asserted: tests do not time).
+    let mut s = setup(&["-A DOCKER-USER -j DROP"]);
+    let mut dnat = String::new();
+    s.ports.clear();
+    for index in 0..600u16 {
+        let port = 10000 + index;
+        s.ports.push(super::port(
+            crate::model::Family::V4,
+            Proto::Tcp,
+            None,
+            port,
+            "many",
+            "10.210.60.9",
+            port,
+        ));
+        dnat.push_str(&format!(
+            "-A DOCKER ! -i docker0 -p tcp -m tcp --dport {port} -j DNAT --to-destination 10.210.60.9:{port}\n"
+        ));
+    }
+    s.local
+        .extend(["10.0.0.1", "10.0.0.2"].map(|addr| addr.parse::<std::net::IpAddr>().unwrap()));
+    let lines: Vec<String> = (0..30)
+        .map(|i| format!("-A DOCKER-USER -s 198.51.{i}.0/24 -p tcp -m multiport --dports 10000:10100,10500 -j DROP"))
+        .collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    s.v4 = Some(save(&refs, &[], "").replace(
+        "-A DOCKER -i docker0 -j RETURN\n",
+        &format!("-A DOCKER -i docker0 -j RETURN\n{dnat}"),
+    ));
+    let started = std::time::Instant::now();
+    let t = s.run();
+    eprintln!(
+        "600 ports x 4 addresses, 30 rules: {} keys, {} rules in {:?}",
+        t.keys.len(),
+        t.rules.len(),
+        started.elapsed()
+    );
+    assert_eq!(t.keys.len(), 2400);
+    assert!(drops(&t, &tcp(10050, "198.51.3.1", 1, SYN)));
+}
