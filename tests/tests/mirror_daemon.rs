@@ -218,6 +218,26 @@ fn mirrored_drops_happen_in_xdp_and_follow_changes() {
         netfilter_drops,
         "XDP drop counters"
     );
+    let explained = daemon.cli_ok(&[
+        "mirror",
+        "--explain",
+        "--iface",
+        HOST_IFACE,
+        "--docker-host",
+        &docker,
+    ]);
+    for needle in [
+        "DOCKER-USER#1 [-A DOCKER-USER -s 198.51.100.0/24",
+        "drop in XDP on 10.210.60.1:8080/tcp, 10.210.61.1:8080/tcp",
+        "netfilter-only: -m connlimit",
+        "4 rule(s) enforced in XDP, 1 netfilter-only",
+    ] {
+        assert!(
+            explained.contains(needle),
+            "{needle:?} missing:\n{explained}"
+        );
+    }
+    eprintln!("{explained}");
     let status_text = daemon.cli_ok(&["status"]);
     assert!(status_text.contains("DOCKER-USER rule 1"), "{status_text}");
     assert!(

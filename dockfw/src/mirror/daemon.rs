@@ -110,6 +110,12 @@ impl MirrorState {
         for error in &snapshot.errors {
             warn!(%error, "mirror: reading DOCKER-USER's sources");
         }
+        if snapshot.nftables_backend {
+            warn!(
+                "mirror: Docker uses its nftables firewall backend: there is no DOCKER-USER \
+                 chain to mirror; only the policy file is enforced"
+            );
+        }
         self.snapshot = Some(snapshot);
         true
     }
