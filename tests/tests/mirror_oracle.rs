@@ -192,7 +192,9 @@ fn mirror_never_drops_what_netfilter_delivers() {
         for (pools, text) in world.pools.iter().zip(&texts) {
             world.install(pools.family, text);
         }
+        let installed = started.elapsed().as_millis();
         let expected = format!("{:016x}", Snapshot::read(&[HOST_IFACE.to_owned()]).digest());
+        let read = started.elapsed().as_millis();
         let waited = World::wait(Duration::from_secs(10), || {
             mirror_digest(&daemon) == expected
         });
@@ -204,7 +206,8 @@ fn mirror_never_drops_what_netfilter_delivers() {
         let pickup = started.elapsed().as_millis();
         if pickup > 2000 {
             eprintln!(
-                "set {set}: picked up after {pickup} ms (load average {})",
+                "set {set}: picked up after {pickup} ms (installed after {installed} ms, read \
+                 after {read} ms; load average {})",
                 load_average()
             );
         }
