@@ -141,6 +141,8 @@ fn shell_words(line: &str) -> Vec<String> {
                 word.extend(chars.next());
                 in_word = true;
             }
+            // A comment starts at a `#` that begins a word.
+            (None, '#') if !in_word => break,
             (None, c) if c.is_whitespace() => {
                 if in_word {
                     words.push(std::mem::take(&mut word));
@@ -393,6 +395,14 @@ fn the_harness_reads_blocks_and_command_lines() {
     );
     assert_eq!(
         dockfw_command("$ sudo dockfw bans --json | jq ."),
+        Some(vec![
+            "dockfw".to_owned(),
+            "bans".to_owned(),
+            "--json".to_owned()
+        ])
+    );
+    assert_eq!(
+        dockfw_command("$ dockfw bans --json   # every ban, as JSON"),
         Some(vec!["dockfw".to_owned(), "bans".into(), "--json".into()])
     );
     assert_eq!(

@@ -141,8 +141,11 @@ pub async fn run(args: RunArgs) -> Result<(), DaemonError> {
     let control_task = tokio::spawn(server::serve(listener, control_tx, observer.hub.clone()));
     let (scrape_tx, mut scrape_rx) = mpsc::channel(4);
     let metrics_task = tokio::spawn(crate::metrics::server::serve(metrics_listener, scrape_tx));
-    let mut mirror =
-        mirrored::MirrorFeed::start(args.mirror_docker_user, args.ifaces.clone(), shutdown.clone());
+    let mut mirror = mirrored::MirrorFeed::start(
+        args.mirror_docker_user,
+        args.ifaces.clone(),
+        shutdown.clone(),
+    );
 
     let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
