@@ -123,14 +123,8 @@ pub fn classify(packet: &Packet, ifindex: u32, commit: bool, clock: &mut Clock) 
     };
     let port_audit = policy.flags & port_flag::AUDIT != 0;
 
-    if packet.fragment == FRAG_LATER {
-        decision.reason = reason::FRAGMENT;
-        decision.stat_id = policy.stat_fragments;
-        if policy.flags & port_flag::FRAGMENTS_DROP != 0 {
-            (decision.verdict, decision.outcome) = drop_or_audit(port_audit);
-        }
-        return decision;
-    }
+    // Remember a first fragment even from a banned source: its later
+    // fragments are then banned too instead of passing as untracked.
     if packet.fragment == FRAG_FIRST && commit {
         remember_fragment(packet);
     }
@@ -140,6 +134,15 @@ pub fn classify(packet: &Packet, ifindex: u32, commit: bool, clock: &mut Clock) 
         decision.reason = reason::BANNED;
         decision.stat_id = policy.stat_banned;
         (decision.verdict, decision.outcome) = drop_or_audit(port_audit);
+        return decision;
+    }
+
+    if packet.fragment == FRAG_LATER {
+        decision.reason = reason::FRAGMENT;
+        decision.stat_id = policy.stat_fragments;
+        if policy.flags & port_flag::FRAGMENTS_DROP != 0 {
+            (decision.verdict, decision.outcome) = drop_or_audit(port_audit);
+        }
         return decision;
     }
 

@@ -812,3 +812,37 @@ fn every_ban_shape_decides_like_the_ban_set() {
     let frame = Frame::tcp("10.0.0.1", 1, "192.0.2.1", 80, SYN).build();
     assert_eq!(harness.verdict(Program::Xdp, &frame), PASS);
 }
+
+#[test]
+fn a_ban_covers_the_later_fragments_of_a_banned_source() {
+    let mut harness = Harness::new();
+    let ports = [tcp4(8080, "web")];
+    harness.apply(&policy(vec![rule("allow", &[], Action::Pass)]), &ports);
+    harness.ban("198.51.100.0/24", NEVER);
+    for program in PROGRAMS {
+        let id = if program == Program::Xdp { 90 } else { 91 };
+        let first = Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, SYN)
+            .fragment(0, true, id)
+            .payload(64);
+        let later = Frame::tcp("198.51.100.1", 1000, "192.0.2.1", 8080, 0)
+            .fragment(11, false, id)
+            .payload(16);
+        assert_eq!(
+            harness.verdict(program, &first.build()),
+            DROP,
+            "{program:?}: banned first fragment"
+        );
+        assert_eq!(
+            harness.verdict(program, &later.build()),
+            DROP,
+            "{program:?}: and its later fragment"
+        );
+    }
+    assert_eq!(
+        harness
+            .stat(&StatOwner::Banned(ports[0].key))
+            .dropped
+            .packets,
+        4
+    );
+}

@@ -182,28 +182,28 @@ pub fn classify(world: &World<'_>, state: &mut State, frame: &[u8], ifindex: u32
     };
     let pass = (xdp_verdict::PASS, outcome::PASS);
 
-    match packet.fragment {
-        Fragment::Later { .. } => {
-            let action = selected
-                .iter()
-                .find_map(|rule| rule.fragments)
-                .unwrap_or(world.policy.fragments);
-            let stat_id = stat(StatOwner::Fragments(port.key));
-            let result = match action {
-                FragmentAction::Drop => drop_unless(world.audit),
-                FragmentAction::Pass => pass,
-            };
-            return decided(reason::FRAGMENT, stat_id, result);
-        }
-        Fragment::First { id } => {
-            state.datagrams.insert(key(id), packet.dport);
-        }
-        Fragment::None => {}
+    // A first fragment is remembered even from a banned source, so the
+    // ban also covers the datagram's later fragments.
+    if let Fragment::First { id } = packet.fragment {
+        state.datagrams.insert(key(id), packet.dport);
     }
 
     if is_banned(world.bans, &packet.src) {
         let stat_id = stat(StatOwner::Banned(port.key));
         return decided(reason::BANNED, stat_id, drop_unless(world.audit));
+    }
+
+    if let Fragment::Later { .. } = packet.fragment {
+        let action = selected
+            .iter()
+            .find_map(|rule| rule.fragments)
+            .unwrap_or(world.policy.fragments);
+        let stat_id = stat(StatOwner::Fragments(port.key));
+        let result = match action {
+            FragmentAction::Drop => drop_unless(world.audit),
+            FragmentAction::Pass => pass,
+        };
+        return decided(reason::FRAGMENT, stat_id, result);
     }
 
     let Some(rule) = selected
