@@ -40,7 +40,8 @@
 //! exactly and not shadowed (the target there is all of them).
 //!
 //! `DOCKFW_MIRROR_SETS` (default 50), `DOCKFW_MIRROR_PACKETS` (default 200)
-//! and `DOCKFW_MIRROR_SEED` set the size and the seed.
+//! and `DOCKFW_MIRROR_SEED` set the size and the seed; `DOCKFW_MIRROR_DEBUG`
+//! prints the packets and rules behind any shortfall and slow pickup.
 //! Root tier: `cargo test -p dockfw-tests --test mirror_oracle -- --test-threads=1`.
 
 use std::{
@@ -72,12 +73,16 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// The daemon's status.
+/// The content hash of the readings the daemon's policy comes from (asked
+/// over the control socket: no process per poll).
 fn mirror_digest(daemon: &Daemon) -> String {
-    daemon.status()["mirror"]["digest"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+    match request(&daemon.run_dir, &Request::Status) {
+        Ok(Response::Status { status }) => status
+            .mirror
+            .map(|mirror| mirror.digest)
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
 }
 
 fn trace_context(daemon: &Daemon) -> TraceContext {
@@ -210,6 +215,11 @@ fn mirror_never_drops_what_netfilter_delivers() {
                  after {read} ms; load average {})",
                 load_average()
             );
+            if std::env::var_os("DOCKFW_MIRROR_DEBUG").is_some() {
+                let log = daemon.log();
+                let lines: Vec<&str> = log.lines().rev().take(12).collect();
+                eprintln!("{}", lines.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            }
         }
         totals.pickup_ms.push(pickup);
         let context = trace_context(&daemon);

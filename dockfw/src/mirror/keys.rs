@@ -5,10 +5,12 @@
 //! addresses (`-m addrtype --dst-type LOCAL`); traffic to another address on
 //! that port is forwarded untouched (or not at all), so a DOCKER-USER rule on
 //! the container port says nothing about it. Mirrored rules are therefore
-//! placed on one key per *local* address of a wildcard binding, added next
-//! to the wildcard entry (the data plane looks a specific address up
-//! first); traffic to other addresses keeps hitting the wildcard entry,
-//! which carries no mirrored rule.
+//! placed on one key per *local* address of a wildcard binding (those that
+//! traffic from the attached interfaces can reach: not `::1`, not the IPv6
+//! link-local addresses of other interfaces), added next to the wildcard
+//! entry (the data plane looks a specific address up first); traffic to
+//! other addresses keeps hitting the wildcard entry, which carries no
+//! mirrored rule.
 //!
 //! A key is *trusted* only when walking nat PREROUTING for its traffic
 //! (from every attached interface, any source) reaches Docker's DNAT rule

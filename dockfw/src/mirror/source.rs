@@ -114,10 +114,23 @@ impl Snapshot {
                 text.lines()
                     .any(|line| line.trim() == "table ip docker-bridges")
             });
-        let mut local_addrs = local_addresses().unwrap_or_else(|error| {
-            errors.push(format!("reading the host's addresses: {error}"));
-            Vec::new()
-        });
+        let ifaces: Vec<(String, BTreeSet<String>)> = ifaces
+            .iter()
+            .map(|iface| (iface.clone(), in_names(Path::new("/sys/class/net"), iface)))
+            .collect();
+        let attached: BTreeSet<&str> = ifaces
+            .iter()
+            .flat_map(|(_, names)| names.iter().map(String::as_str))
+            .collect();
+        let mut local_addrs: Vec<IpAddr> = local_addresses()
+            .unwrap_or_else(|error| {
+                errors.push(format!("reading the host's addresses: {error}"));
+                Vec::new()
+            })
+            .into_iter()
+            .filter(|(iface, addr)| reachable(addr, attached.contains(iface.as_str())))
+            .map(|(_, addr)| addr)
+            .collect();
         local_addrs.sort_unstable();
         local_addrs.dedup();
         Self {
@@ -125,10 +138,7 @@ impl Snapshot {
             v6_save,
             ipsets,
             local_addrs,
-            ifaces: ifaces
-                .iter()
-                .map(|iface| (iface.clone(), in_names(Path::new("/sys/class/net"), iface)))
-                .collect(),
+            ifaces,
             nftables_backend,
             errors,
         }
@@ -183,9 +193,23 @@ pub fn in_names(sysfs: &Path, iface: &str) -> BTreeSet<String> {
     names
 }
 
-/// The addresses configured on the host's interfaces (what `addrtype
-/// LOCAL` matches, routes of type `local` aside).
-pub fn local_addresses() -> std::io::Result<Vec<IpAddr>> {
+/// Whether traffic arriving on an attached interface can be addressed to
+/// `addr` and be taken as local: an IPv6 link-local address only on the
+/// interface it belongs to, and never `::1` (IPv6 drops it from any other
+/// device before netfilter). Leaving an address out only leaves its traffic
+/// to netfilter.
+fn reachable(addr: &IpAddr, on_attached: bool) -> bool {
+    match addr {
+        IpAddr::V4(_) => true,
+        IpAddr::V6(v6) => {
+            !v6.is_loopback() && (on_attached || (v6.segments()[0] & 0xffc0) != 0xfe80)
+        }
+    }
+}
+
+/// The addresses configured on the host's interfaces, with the interface
+/// (what `addrtype LOCAL` matches, routes of type `local` aside).
+pub fn local_addresses() -> std::io::Result<Vec<(String, IpAddr)>> {
     let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `list` with a list we free below.
     if unsafe { libc::getifaddrs(&mut list) } != 0 {
@@ -196,17 +220,21 @@ pub fn local_addresses() -> std::io::Result<Vec<IpAddr>> {
     while !cursor.is_null() {
         // SAFETY: `cursor` is a node of the list getifaddrs returned.
         let entry = unsafe { &*cursor };
+        // SAFETY: ifa_name is a NUL-terminated string of the node.
+        let name = unsafe { std::ffi::CStr::from_ptr(entry.ifa_name) }
+            .to_string_lossy()
+            .into_owned();
         if !entry.ifa_addr.is_null() {
             // SAFETY: a non-null ifa_addr points to a sockaddr of its family.
             let family = i32::from(unsafe { (*entry.ifa_addr).sa_family });
             if family == libc::AF_INET {
                 // SAFETY: AF_INET addresses are sockaddr_in.
                 let sin = unsafe { &*entry.ifa_addr.cast::<libc::sockaddr_in>() };
-                addrs.push(IpAddr::from(sin.sin_addr.s_addr.to_ne_bytes()));
+                addrs.push((name, IpAddr::from(sin.sin_addr.s_addr.to_ne_bytes())));
             } else if family == libc::AF_INET6 {
                 // SAFETY: AF_INET6 addresses are sockaddr_in6.
                 let sin6 = unsafe { &*entry.ifa_addr.cast::<libc::sockaddr_in6>() };
-                addrs.push(IpAddr::from(sin6.sin6_addr.s6_addr));
+                addrs.push((name, IpAddr::from(sin6.sin6_addr.s6_addr)));
             }
         }
         cursor = entry.ifa_next;
@@ -243,6 +271,15 @@ mod tests {
     #[test]
     fn loopback_is_local() {
         let addrs = local_addresses().unwrap();
-        assert!(addrs.iter().any(IpAddr::is_loopback), "{addrs:?}");
+        assert!(
+            addrs
+                .iter()
+                .any(|(name, addr)| name == "lo" && addr.is_loopback()),
+            "{addrs:?}"
+        );
+        assert!(!reachable(&"::1".parse().unwrap(), true));
+        assert!(!reachable(&"fe80::1".parse().unwrap(), false));
+        assert!(reachable(&"fe80::1".parse().unwrap(), true));
+        assert!(reachable(&"127.0.0.1".parse().unwrap(), false));
     }
 }

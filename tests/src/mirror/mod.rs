@@ -454,7 +454,7 @@ impl World {
             if ready() {
                 return Some(start.elapsed());
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(50));
         }
         None
     }
