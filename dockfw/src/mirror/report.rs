@@ -169,7 +169,11 @@ impl MirrorReport {
                 let _ = writeln!(out, "  {message}");
             }
             if !family.keys.is_empty() {
-                let _ = writeln!(out, "  mirrored on: {}", family.keys.join(", "));
+                let _ = writeln!(
+                    out,
+                    "  {} key(s) can carry mirrored rules (`--json` lists them)",
+                    family.keys.len()
+                );
             }
             for key in &family.untrusted {
                 let _ = writeln!(out, "  not mirrored on {}: {}", key.key, key.reason);
@@ -189,10 +193,28 @@ impl MirrorReport {
     }
 }
 
+/// Keys grouped by published port: `8080/tcp (6 addresses)`, or the one
+/// key when there is one.
+fn compact(ports: &[String]) -> String {
+    let mut groups: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+    for label in ports {
+        let (addr, port) = label.rsplit_once(':').unwrap_or(("", label.as_str()));
+        groups.entry(port).or_default().push(addr);
+    }
+    groups
+        .into_iter()
+        .map(|(port, addrs)| match addrs.as_slice() {
+            [addr] => format!("{addr}:{port}"),
+            _ => format!("{port} ({} addresses)", addrs.len()),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn outcome_text(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Mirrored { action, ports } => {
-            format!("{action} in XDP on {}", ports.join(", "))
+            format!("{action} in XDP on {}", compact(ports))
         }
         Outcome::Partial {
             action,
@@ -200,7 +222,7 @@ fn outcome_text(outcome: &Outcome) -> String {
             reasons,
         } => format!(
             "{action} in XDP on {} for part of its traffic; the rest stays netfilter-only: {}",
-            ports.join(", "),
+            compact(ports),
             reasons.join("; ")
         ),
         Outcome::NetfilterOnly { reasons } => {
@@ -210,7 +232,7 @@ fn outcome_text(outcome: &Outcome) -> String {
             "may accept traffic it cannot be decided for in XDP ({}); XDP hands what it might \
              match on {} to netfilter, so later drops do not apply to it",
             reasons.join("; "),
-            ports.join(", ")
+            compact(ports)
         ),
         Outcome::NoEffect { reason } => format!("no effect in XDP: {reason}"),
         Outcome::Jump { chain } => format!("jumps to {chain} (inlined below)"),
