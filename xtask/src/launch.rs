@@ -201,7 +201,12 @@ pub fn demo(workspace: &Workspace, args: &[OsString]) -> Result<()> {
     ]);
     command.args(workspace.locked());
     command.arg("--").args(args);
-    cmd::run(&mut command).context("the demo failed")
+    // Replaces this process (and cargo replaces itself with the demo), so
+    // a Ctrl-C reaches the demo, which cleans up before the shell prompt
+    // comes back.
+    println!("$ {}", cmd::render(&command));
+    let error = command.exec();
+    Err(error).context("could not start cargo for the demo")
 }
 
 /// `cargo xtask fuzz`: the fuzz test for `minutes` minutes.
