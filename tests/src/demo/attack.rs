@@ -47,9 +47,15 @@ fn flood(topology: &Topology, sources: Sources, rate: u64) -> Flood {
     }
 }
 
-/// Floods at `rate` until `stop` is set (or a signal arrives), switching
-/// sources every [`SWITCH_EVERY`]. Returns how long it flooded.
-pub fn run(topology: &Topology, rate: u64, stop: &AtomicBool) -> Result<Duration, String> {
+/// Floods at `rate` until `until` (or until `stop` is set or a signal
+/// arrives), switching sources every [`SWITCH_EVERY`]. Returns how long it
+/// flooded.
+pub fn run(
+    topology: &Topology,
+    rate: u64,
+    until: Instant,
+    stop: &AtomicBool,
+) -> Result<Duration, String> {
     signals::block_in_this_thread();
     receiver::set_affinity(0, WAN_CPU)?;
     let mut sources = Sources::Spoofed;
@@ -58,8 +64,12 @@ pub fn run(topology: &Topology, rate: u64, stop: &AtomicBool) -> Result<Duration
     let started = Instant::now();
     let bound = (rate as f64 * SWITCH_EVERY.as_secs_f64() * BOUND_SLACK) as u64;
     while !stop.load(Ordering::SeqCst) && !signals::interrupted() {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
         generator.configure(&flood(topology, sources, rate));
-        generator.run(topology.wan_ifindex, bound, SWITCH_EVERY);
+        generator.run(topology.wan_ifindex, bound, left.min(SWITCH_EVERY));
         sources = match sources {
             Sources::Fixed => Sources::Spoofed,
             Sources::Spoofed => Sources::Fixed,

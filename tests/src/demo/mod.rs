@@ -15,7 +15,7 @@
 //!   [`receiver`]: the host's receiving CPU, measured;
 //! - [`docker_user`]: the rule; [`enforcer`]: dockfw mirroring it;
 //! - [`attack`], [`legit`]: the traffic; [`phase`]: one measured phase;
-//!   [`screen`]: what is shown.
+//!   [`screen`], [`summary`], [`units`]: what is shown.
 
 mod attack;
 mod docker_user;
@@ -28,8 +28,10 @@ mod receiver;
 mod screen;
 mod signals;
 mod state;
+mod summary;
 mod teardown;
 mod topology;
+mod units;
 
 use std::process::ExitCode;
 
@@ -201,7 +203,7 @@ fn intro(options: &Options, screen: &mut Screen) {
         ),
         format!(
             "  attacker  {} SYN/s to port {WEB_PORT}, switching every second between",
-            screen::pps(options.rate as f64)
+            units::pps(options.rate as f64)
         ),
         format!(
             "            one source ({ATTACK_FIXED}) and sources spoofed all over {ATTACK_NET}"

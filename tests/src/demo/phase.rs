@@ -180,7 +180,8 @@ impl Phase<'_> {
         let first = self.read(&client)?;
         let started = Instant::now();
         let (flooded, client_seconds) = std::thread::scope(|scope| {
-            let attack = scope.spawn(|| attack::run(self.topology, self.rate, &stop));
+            let attack = scope
+                .spawn(|| attack::run(self.topology, self.rate, started + self.duration, &stop));
             let sampled = client
                 .start(scope, self.topology, self.legit_rate, &stop)
                 .and_then(|()| {

@@ -96,6 +96,17 @@ impl Topology {
             &host_dev,
             &[&format!("{HOST_ADDR}/{LINK_PREFIX_LEN}")],
         );
+        // Like a NIC's, the host's receive ring must carry the client's
+        // packets too, so that they share the flood's fate. veth hands an
+        // skb to the receiving end's NAPI (GRO) ring only when the sender
+        // does no TSO (`veth_skb_is_eligible_for_gro`); otherwise it goes to
+        // the backlog of the sending CPU and never meets the flood.
+        receiver::run_in(
+            &wan,
+            "turning TSO off",
+            "ethtool",
+            &["-K", &wan_dev, "tso", "off"],
+        )?;
         receiver::enable_threaded_napi(&host, &host_dev)?;
         receiver::pin_napi_thread(&host_dev)?;
         let wan_ifindex = {
