@@ -219,6 +219,7 @@ fn mirror_never_drops_what_netfilter_delivers() {
                 let log = daemon.log();
                 let lines: Vec<&str> = log.lines().rev().take(12).collect();
                 eprintln!("{}", lines.into_iter().rev().collect::<Vec<_>>().join("\n"));
+                eprintln!("{}", texts.join(""));
             }
         }
         totals.pickup_ms.push(pickup);
