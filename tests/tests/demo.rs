@@ -178,6 +178,13 @@ fn a_brief_demo_shows_sane_figures_and_leaves_nothing() {
         text(&output.stderr)
     );
     eprintln!("{stdout}");
+    for line in stdout.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "wider than 80 columns ({}): {line}",
+            line.chars().count()
+        );
+    }
 
     let (netfilter, xdp) = row(&stdout, "client requests served");
     let (netfilter, xdp) = (

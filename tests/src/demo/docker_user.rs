@@ -37,12 +37,11 @@ fn rule() -> Vec<String> {
     .to_vec()
 }
 
-/// The rule as an operator would type it (for the screen).
-pub fn shown() -> String {
-    format!(
-        "iptables -I DOCKER-USER -s {ATTACK_NET} -p tcp -m conntrack --ctorigdstport {WEB_PORT} -j DROP"
-    )
-}
+/// The rule as an operator would type it, in two lines (for the screen).
+pub const SHOWN: [&str; 2] = [
+    "iptables -I DOCKER-USER -s 10.77.128.0/17 -p tcp \\",
+    "-m conntrack --ctorigdstport 8080 -j DROP",
+];
 
 /// Inserts the rule at the top of DOCKER-USER in the host namespace. It is
 /// not removed: it stays in phase 2 (dockfw mirrors it, and it remains the
@@ -67,4 +66,17 @@ pub fn dropped(host: &NetNs) -> Result<u64, String> {
         .filter(|line| line.contains(COMMENT))
         .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
         .sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rule_shown_is_the_rule_installed() {
+        let shown = SHOWN.join(" ").replace("\\ ", "");
+        let installed = rule().join(" ");
+        let without_comment = installed.replace(&format!(" -m comment --comment {COMMENT}"), "");
+        assert_eq!(shown, format!("iptables -I DOCKER-USER {without_comment}"));
+    }
 }

@@ -130,15 +130,14 @@ fn run(options: &Options, screen: &mut Screen) -> Result<(), String> {
     intro(options, screen);
     let mut state = StateDir::create()?;
     screen.line("Setting up:");
-    let topology = Topology::build(&mut state, &mut |step| screen.step(step))?;
-    screen.step(&format!("adding the rule: {}", docker_user::shown()));
+    let topology = Topology::build(&mut state, options.rate, &mut |step| screen.step(step))?;
+    screen.step("adding the DOCKER-USER rule");
     docker_user::install(&topology.host)?;
     let napi = receiver::pin_napi_thread(&topology.host_dev)?;
     signals::check()?;
 
     screen.phase_start(1, Enforcement::DockerUser);
     let netfilter = Phase {
-        enforcement: Enforcement::DockerUser,
         topology: &topology,
         enforcer: None,
         napi,
@@ -150,14 +149,13 @@ fn run(options: &Options, screen: &mut Screen) -> Result<(), String> {
     signals::check()?;
 
     screen.line("");
-    screen.step("starting dockfw run --mirror-docker-user (native XDP on the host's interface)");
+    screen.step("starting dockfw run --mirror-docker-user, native XDP");
     let mut enforcer = enforcer::Enforcer::start(&mut state, &topology)?;
     enforcer.wait_ready()?;
     // veth re-creates its NAPI instance when an XDP program attaches.
     let napi = receiver::pin_napi_thread(&topology.host_dev)?;
     screen.phase_start(2, Enforcement::Dockfw);
     let xdp = Phase {
-        enforcement: Enforcement::Dockfw,
         topology: &topology,
         enforcer: Some(&enforcer),
         napi,
@@ -191,13 +189,21 @@ fn intro(options: &Options, screen: &mut Screen) {
     let heading = screen.bold("dockfw demo: a SYN flood against a Docker published port");
     screen.line(&heading);
     screen.line("");
-    for line in [
+    for line in intro_lines(options) {
+        screen.line(&line);
+    }
+    screen.line("");
+}
+
+/// The scenario, as the intro shows it.
+fn intro_lines(options: &Options) -> Vec<String> {
+    let seconds = options.duration.as_secs();
+    vec![
         format!(
-            "  host      dockerd and a container \"{WEB_CONTAINER}\" (httpd), published on \
-             {HOST_ADDR}:{WEB_PORT}"
+            "  host      dockerd, container \"{WEB_CONTAINER}\" (httpd) published on {HOST_ADDR}:{WEB_PORT}"
         ),
         format!(
-            "  client    {CLIENT_ADDR}, {} requests/s; an answer later than {} s counts as lost",
+            "  client    {CLIENT_ADDR}: {} requests/s, an answer later than {} s is lost",
             options.legit_rate,
             legit::TIMEOUT.as_secs()
         ),
@@ -205,25 +211,19 @@ fn intro(options: &Options, screen: &mut Screen) {
             "  attacker  {} SYN/s to port {WEB_PORT}, switching every second between",
             units::pps(options.rate as f64)
         ),
-        format!(
-            "            one source ({ATTACK_FIXED}) and sources spoofed all over {ATTACK_NET}"
-        ),
+        format!("            one source ({ATTACK_FIXED}) and sources spoofed across {ATTACK_NET}"),
         "  policy    drop the attacker's network, as operators do it today:".into(),
-        format!("            {}", docker_user::shown()),
+        format!("            {}", docker_user::SHOWN[0]),
+        format!("              {}", docker_user::SHOWN[1]),
         "  measured  the host's receive work (its interface's NAPI thread, alone on".into(),
         format!(
             "            CPU {}), and what the client and the attacker got through",
             receiver::host_cpu()
         ),
         format!(
-            "  phases    {} s with the rule alone, then {} s with dockfw enforcing it",
-            options.duration.as_secs(),
-            options.duration.as_secs()
+            "  phases    {seconds} s with the rule alone, then {seconds} s with dockfw enforcing it"
         ),
-    ] {
-        screen.line(&line);
-    }
-    screen.line("");
+    ]
 }
 
 /// Prints how to look at what `--keep` left up, and how to remove it.
@@ -271,5 +271,27 @@ fn keep_up(
     ];
     for line in lines {
         screen.line(&line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_intro_fits_80_columns() {
+        let options = Options {
+            rate: 20_000_000,
+            legit_rate: 2_000,
+            duration: std::time::Duration::from_secs(3600),
+            keep: false,
+        };
+        for line in intro_lines(&options) {
+            assert!(
+                line.chars().count() <= 80,
+                "{} columns: {line}",
+                line.chars().count()
+            );
+        }
     }
 }

@@ -134,8 +134,6 @@ impl Rates {
 
 /// The phase's inputs.
 pub struct Phase<'a> {
-    /// Who drops.
-    pub enforcement: Enforcement,
     /// The world.
     pub topology: &'a Topology,
     /// dockfw, in the dockfw phase.
@@ -210,7 +208,7 @@ impl Phase<'_> {
             client_seconds,
             &stats.latencies_us,
         );
-        screen.phase_done(self.enforcement, &rates);
+        screen.phase_done(&rates);
         Ok(rates)
     }
 
@@ -243,7 +241,7 @@ impl Phase<'_> {
                 _ => TICK.as_secs_f64(),
             };
             let rates = Rates::between(&last, &now, seconds, seconds, recent);
-            screen.tick(self.enforcement, started.elapsed(), self.duration, &rates);
+            screen.tick(started.elapsed(), self.duration, &rates);
             last = now;
             if Instant::now() >= end {
                 return Ok(());

@@ -89,28 +89,15 @@ impl Screen {
         };
         self.line("");
         let heading = format!("Phase {number}/2: {title}");
-        let heading = self.bold(&heading);
-        self.line(&format!("{heading}  {}", self.dim(&format!("({how})"))));
+        self.line(&self.bold(&heading));
+        self.line(&self.dim(&format!("  ({how})")));
     }
 
     /// Shows the last second of a running phase.
-    pub fn tick(
-        &mut self,
-        enforcement: Enforcement,
-        elapsed: Duration,
-        total: Duration,
-        rates: &Rates,
-    ) {
+    pub fn tick(&mut self, elapsed: Duration, total: Duration, rates: &Rates) {
         let elapsed_s = elapsed.as_secs().min(total.as_secs());
         if !self.tty {
-            println!(
-                "  {elapsed_s:>3}s  client {:>4}/{:<4} req/s  attack {:>6}/s  dropped {:>6}/s  cpu {:>3.0}%",
-                rate(rates.client_served_rps),
-                rate(rates.client_offered_rps),
-                pps(rates.offered_pps),
-                pps(rates.dropped_pps),
-                100.0 * rates.cpu_busy
-            );
+            println!("{}", plain_tick(elapsed_s, rates));
             return;
         }
         let mut lines = Vec::new();
@@ -123,7 +110,7 @@ impl Screen {
             self.dim(&".".repeat(BAR - done)),
             total.as_secs()
         ));
-        lines.extend(self.panel_lines(enforcement, rates));
+        lines.extend(self.panel_lines(rates));
         let mut out = std::io::stdout().lock();
         if self.panel > 0 {
             // Back to the panel's first line.
@@ -136,7 +123,7 @@ impl Screen {
         self.panel = lines.len();
     }
 
-    fn panel_lines(&self, enforcement: Enforcement, rates: &Rates) -> Vec<String> {
+    fn panel_lines(&self, rates: &Rates) -> Vec<String> {
         let share = rates.served_share();
         let served = format!(
             "{} served ({:.0} %)",
@@ -147,10 +134,6 @@ impl Screen {
             self.good(&served)
         } else {
             self.bad(&served)
-        };
-        let who = match enforcement {
-            Enforcement::DockerUser => "DOCKER-USER",
-            Enforcement::Dockfw => "dockfw",
         };
         let cpu = format!("{:>3.0} % of a CPU", 100.0 * rates.cpu_busy);
         let cpu = if rates.cpu_busy >= 0.5 {
@@ -166,7 +149,7 @@ impl Screen {
                 millis(rates.client_p99_ms)
             ),
             format!(
-                "  attack    {}/s offered  {}/s dropped by {who}  {}/s ring full",
+                "  attack    {}/s offered  {}/s dropped  {}/s ring full",
                 pps(rates.offered_pps),
                 pps(rates.dropped_pps),
                 pps(rates.ring_full_pps)
@@ -179,35 +162,20 @@ impl Screen {
     }
 
     /// Replaces the live panel with the phase's figures.
-    pub fn phase_done(&mut self, enforcement: Enforcement, rates: &Rates) {
-        if self.tty {
+    pub fn phase_done(&mut self, rates: &Rates) {
+        if self.tty && self.panel > 0 {
             let mut out = std::io::stdout().lock();
-            if self.panel > 0 {
-                let _ = write!(out, "\x1b[{}A", self.panel);
-                for _ in 0..self.panel {
-                    let _ = writeln!(out, "\r\x1b[2K");
-                }
-                let _ = write!(out, "\x1b[{}A", self.panel);
+            let _ = write!(out, "\x1b[{}A", self.panel);
+            for _ in 0..self.panel {
+                let _ = writeln!(out, "\r\x1b[2K");
             }
+            let _ = write!(out, "\x1b[{}A", self.panel);
             let _ = out.flush();
-            drop(out);
-            self.panel = 0;
-            self.line(&self.dim(&format!("  whole phase, {:.0} s:", rates.seconds)));
-            for line in self.panel_lines(enforcement, rates) {
-                self.line(&line);
-            }
-        } else {
-            self.line(&format!(
-                "  phase: client {}/{} req/s p99 {}; attack {}/s, dropped {}/s, ring full {}/s; cpu {:.0} %, {} per drop",
-                rate(rates.client_served_rps),
-                rate(rates.client_offered_rps),
-                millis(rates.client_p99_ms),
-                pps(rates.offered_pps),
-                pps(rates.dropped_pps),
-                pps(rates.ring_full_pps),
-                100.0 * rates.cpu_busy,
-                nanos(rates.ns_per_drop)
-            ));
+        }
+        self.panel = 0;
+        self.line(&self.dim(&format!("  whole phase, {:.0} s:", rates.seconds)));
+        for line in self.panel_lines(rates) {
+            self.line(&line);
         }
     }
 
@@ -233,6 +201,55 @@ impl Screen {
         self.line("");
         for line in conclusion(before, after) {
             self.line(&line);
+        }
+    }
+}
+
+/// One plain line per second (not a terminal).
+fn plain_tick(elapsed_s: u64, rates: &Rates) -> String {
+    format!(
+        "  {elapsed_s:>3}s  client {:>4}/{:<4} req/s  attack {:>7}/s  dropped {:>7}/s  cpu {:>3.0}%",
+        rate(rates.client_served_rps),
+        rate(rates.client_offered_rps),
+        pps(rates.offered_pps),
+        pps(rates.dropped_pps),
+        100.0 * rates.cpu_busy
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_lines_fit_80_columns() {
+        let wide = Rates {
+            seconds: 3600.0,
+            offered_pps: 888_888.0,
+            dropped_pps: 888_888.0,
+            ring_full_pps: 888_888.0,
+            cpu_busy: 1.0,
+            ns_per_drop: Some(88_888.0),
+            client_offered_rps: 2_000.0,
+            client_served_rps: 2_000.0,
+            client_p50_ms: Some(8_888.0),
+            client_p99_ms: Some(8_888.0),
+        };
+        let screen = Screen {
+            tty: true,
+            color: false,
+            panel: 0,
+        };
+        for line in screen
+            .panel_lines(&wide)
+            .iter()
+            .chain([&plain_tick(3600, &wide)])
+        {
+            assert!(
+                line.chars().count() <= 80,
+                "{} columns: {line}",
+                line.chars().count()
+            );
         }
     }
 }

@@ -58,7 +58,7 @@ pub fn summary_table(before: &Rates, after: &Rates) -> Vec<String> {
             String::new(),
         ),
         row(
-            "ring full (host too slow)",
+            "lost, receive ring full",
             format!("{}/s", pps(before.ring_full_pps)),
             format!("{}/s", pps(after.ring_full_pps)),
             String::new(),
@@ -96,7 +96,7 @@ pub fn conclusion(before: &Rates, after: &Rates) -> Vec<String> {
         );
     }
     lines.push(format!(
-        "The client got {:.0} % of its requests through with DOCKER-USER alone, {:.0} % with dockfw.",
+        "Requests answered in time: {:.0} % with DOCKER-USER alone, {:.0} % with dockfw.",
         100.0 * before.served_share(),
         100.0 * after.served_share()
     ));

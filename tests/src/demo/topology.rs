@@ -75,9 +75,14 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Builds it, writing each piece into `state` as it comes to exist;
-    /// `progress` hears about the slow steps.
-    pub fn build(state: &mut StateDir, progress: &mut dyn FnMut(&str)) -> Result<Self, String> {
+    /// Builds it for a flood of `rate` frames per second, writing each
+    /// piece into `state` as it comes to exist; `progress` hears about the
+    /// slow steps.
+    pub fn build(
+        state: &mut StateDir,
+        rate: u64,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Self, String> {
         let pid = std::process::id();
         // The NAPI kthread is found by interface name, machine-wide: the
         // names carry the pid (and fit the 15-byte comm).
@@ -107,7 +112,7 @@ impl Topology {
             "ethtool",
             &["-K", &wan_dev, "tso", "off"],
         )?;
-        receiver::enable_threaded_napi(&host, &host_dev)?;
+        receiver::enable_threaded_napi(&host, &host_dev, rate)?;
         receiver::pin_napi_thread(&host_dev)?;
         let wan_ifindex = {
             let _inside = wan.enter();
