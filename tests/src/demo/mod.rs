@@ -69,7 +69,9 @@ pub fn main(args: &[String]) -> ExitCode {
         for item in &missing {
             eprintln!("  - {item}");
         }
-        eprintln!("{}", prereq::INSTALL_HINT);
+        if !prereq::only_root(&missing) {
+            eprintln!("{}", prereq::INSTALL_HINT);
+        }
         return ExitCode::from(EXIT_PREREQUISITE);
     }
     if let Err(error) = signals::install() {
@@ -193,6 +195,15 @@ fn intro(options: &Options, screen: &mut Screen) {
         screen.line(&line);
     }
     screen.line("");
+    let left = teardown::left_over();
+    if !left.is_empty() {
+        let pids: Vec<String> = left.iter().map(u32::to_string).collect();
+        screen.line(&format!(
+            "Note: earlier demo runs are still up ({}); `--teardown` removes them.",
+            pids.join(", ")
+        ));
+        screen.line("");
+    }
 }
 
 /// The scenario, as the intro shows it.

@@ -39,14 +39,20 @@ const THREADED_NAPI_ATTR: &str = "/sys/class/net/lo/threaded";
 /// ELF program header type of an interpreter request (dynamic binaries).
 const PT_INTERP: u64 = 3;
 
+/// What is said when the demo does not run as root.
+const ROOT: &str = "root: namespaces, dockerd and XDP need it (run it with sudo, or as root)";
+
+/// Whether root is all that is missing (installing packages would not help).
+pub fn only_root(missing: &[String]) -> bool {
+    matches!(missing, [only] if only == ROOT)
+}
+
 /// Every missing prerequisite, one sentence each (empty: all there).
 pub fn missing() -> Vec<String> {
     let mut missing = Vec::new();
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        missing.push(
-            "root: namespaces, dockerd and XDP need it (run it with sudo, or as root)".to_owned(),
-        );
+        missing.push(ROOT.to_owned());
         // Nothing below can be checked meaningfully without root.
         return missing;
     }

@@ -23,8 +23,7 @@ const EXIT_INTERRUPTED: i32 = 130;
 /// The signals that stop the demo.
 const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
-const FIRST: &[u8] =
-    b"\ninterrupted: stopping the flood and removing everything the demo created ...\n";
+const FIRST: &[u8] = b"\ninterrupted: removing everything the demo created ...\n";
 const SECOND: &[u8] = b"still cleaning up (a few seconds); once more quits at once and leaves \
     things behind for `dockfw-demo --teardown`\n";
 const THIRD: &[u8] = b"quitting without cleaning up: run `dockfw-demo --teardown` as root\n";

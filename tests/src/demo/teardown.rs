@@ -44,6 +44,15 @@ pub fn run() -> Result<Vec<String>, String> {
     Ok(done)
 }
 
+/// Runs that left something behind and are no longer running (kept or
+/// killed): what `--teardown` would remove.
+pub fn left_over() -> Vec<u32> {
+    left_over_runs()
+        .into_iter()
+        .filter(|pid| *pid != std::process::id() && !is_running_demo(*pid))
+        .collect()
+}
+
 /// Pids of runs that left something: state directories, namespaces, pins.
 fn left_over_runs() -> BTreeSet<u32> {
     let mut pids = BTreeSet::new();
