@@ -128,10 +128,23 @@ pub fn dockfw_gen(ctx: XdpContext) -> u32 {
     if data + TEMPLATE_LEN > end || len < 14 {
         return xdp_action::XDP_ABORTED;
     }
-    // SAFETY: `data..data + TEMPLATE_LEN` is inside the frame (checked).
-    unsafe {
-        core::ptr::copy_nonoverlapping(config.template.as_ptr(), data as *mut u8, TEMPLATE_LEN)
-    };
+    // Only the frame's bytes, a word at a time: the BPF backend lowers a
+    // memcpy to a byte-aligned destination into a load and a store per
+    // byte, which made the copy the generator's largest cost.
+    let words = config.template.as_ptr() as *const u64;
+    for word in 0..TEMPLATE_LEN / 8 {
+        if word * 8 >= len {
+            break;
+        }
+        // SAFETY: `word * 8 + 8 <= TEMPLATE_LEN`: inside the template and,
+        // `data..data + TEMPLATE_LEN` being checked, inside the frame.
+        unsafe {
+            core::ptr::write_unaligned(
+                (data as *mut u64).add(word),
+                core::ptr::read_unaligned(words.add(word)),
+            );
+        }
+    }
 
     // Flood frames are untagged IPv4 with a 20-byte header: fixed offsets,
     // all inside the TEMPLATE_LEN bytes checked above.

@@ -19,10 +19,22 @@ use crate::frame::checksum;
 
 /// Longest template the program copies (must match the program).
 const TEMPLATE_LEN: usize = 128;
-/// Frames per kernel batch in live mode.
-const BATCH: u32 = 64;
-/// Frames per BPF_PROG_RUN call (each call has a fixed cost of tens of ms).
+/// Frames per kernel batch in live mode, the most the kernel takes. It
+/// also sizes the page_pool ring the receiver returns frames to: with 64, a
+/// receiver on another CPU holding a ring's worth of frames overflowed it,
+/// and every frame became a page freed there and allocated again here
+/// (half the generator's and the receiver's time).
+const BATCH: u32 = 256;
+/// Most runs per BPF_PROG_RUN call (each call has a fixed cost of tens of ms).
 const PER_CALL: u32 = 1 << 23;
+/// Runs of the first call of a flood; later calls are sized from the
+/// previous one's pace to last about [`CALL_TIME`].
+const FIRST_CALL: u32 = 1 << 18;
+/// Fewest runs per call.
+const MIN_CALL: u32 = 1 << 14;
+/// Target length of one call: the kernel does not look at the clock inside
+/// a call, so a flood overshoots its time bound by up to this much.
+const CALL_TIME: Duration = Duration::from_millis(250);
 
 /// What to flood with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,6 +285,7 @@ impl Generator {
             .and_then(|program| program.try_into().ok())
             .unwrap_or_else(|| panic!("generator program missing"));
         let start = Instant::now();
+        let mut repeat = FIRST_CALL;
         loop {
             let (sent, _) = self.counters();
             if sent - sent_before >= max_packets || start.elapsed() >= max_time {
@@ -281,16 +294,23 @@ impl Generator {
             let options = TestRunOptions {
                 data_in: Some(&frame),
                 ctx_in: Some(ctx),
-                repeat: PER_CALL,
+                repeat,
                 attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
                 ..TestRunOptions::default()
             };
+            let call = Instant::now();
             if let Err(error) = program.test_run(options) {
                 panic!(
                     "BPF_PROG_RUN (live frames) failed: {}",
                     crate::chain(&error)
                 );
             }
+            // A slow machine (or receiver) must not stretch a call, and so
+            // the flood, to seconds: size the next call from this one.
+            let runs_per_second = f64::from(repeat) / call.elapsed().as_secs_f64().max(1e-6);
+            let left = max_time.saturating_sub(start.elapsed()).min(CALL_TIME);
+            repeat = (runs_per_second * left.as_secs_f64())
+                .clamp(f64::from(MIN_CALL), f64::from(PER_CALL)) as u32;
         }
         let (sent, held) = self.counters();
         FloodStats {
