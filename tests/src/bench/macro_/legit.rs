@@ -20,6 +20,12 @@ use super::{
     topology::{HOST_ADDR, Topology, WEB_PORT},
 };
 
+/// Real-time priority of the request workers, above the generator's: on the
+/// generator's CPU they run the moment a request is due and only for as
+/// long as it takes to send it, so the flood does not pause for them.
+/// (Sharing the CPU as normal tasks, the flood paused whenever a client
+/// ran, and the clients' packets met a ring the pause had just drained.)
+const CLIENT_PRIORITY: i32 = 45;
 /// Time the workers get to enter the namespace before the schedule starts.
 const WARM_UP: Duration = Duration::from_millis(300);
 /// The flood that runs beside the requests.
@@ -95,6 +101,7 @@ pub fn point(
         handles.push(std::thread::spawn(move || -> Result<(u64, u64), String> {
             enter(&gen_ns)?;
             receiver::set_affinity(0, GENERATOR_CPU)?;
+            receiver::set_realtime(0, Some(CLIENT_PRIORITY))?;
             let (mut started, mut served) = (0, 0);
             let mut slot = first;
             while slot < end {
@@ -116,7 +123,7 @@ pub fn point(
             let rate = (rate > 0).then_some(rate);
             let bound = rate.unwrap_or(40_000_000) as f64 * load.seconds * 1.1;
             flooder
-                .send(topology, FLOOD, rate, bound as u64, load.seconds)?
+                .send(topology, FLOOD, rate, bound as u64, load.seconds, true)?
                 .pps()
         }
     };

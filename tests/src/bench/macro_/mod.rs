@@ -102,7 +102,7 @@ fn run(options: &Options) -> Result<(), String> {
     let started = Instant::now();
     let mut outcome = Outcome::new(options);
 
-    let topology = Topology::build(options.ports)?;
+    let topology = Topology::build(options.ports, options.coalesce_us)?;
     check_interrupted()?;
     let scratch = Scratch::new()?;
     let policy_path = scratch.0.join("policy.toml");
@@ -135,13 +135,15 @@ fn run(options: &Options) -> Result<(), String> {
                 check_interrupted()?;
                 let sample = flooder.measure(&topology, &installed, napi, kind, options.seconds)?;
                 eprintln!(
-                    "  {:<11} offered {:>6.2} Mpps, dropped {:>6.2} Mpps, ring full {:>6.2} Mpps, {:>7.1} ns/drop, receiver {:>3.0}% busy",
+                    "  {:<11} offered {:>6.2} Mpps, dropped {:>6.2} Mpps, ring full {:>6.2} Mpps, {:>7.1} ns/drop, receiver {:>3.0}% busy, {:>3.0}% waiting for its CPU; generator {:>3.0}% busy",
                     kind.key(),
                     sample.offered_pps / 1e6,
                     sample.dropped_pps / 1e6,
                     sample.ring_lost_pps / 1e6,
                     sample.ns_per_drop,
-                    100.0 * sample.receiver_busy
+                    100.0 * sample.receiver_busy,
+                    100.0 * sample.receiver_waiting,
+                    100.0 * sample.generator_busy
                 );
                 result.samples.push((kind, sample));
             }

@@ -19,6 +19,9 @@ usage: dockfw-bench macro [--runs N] [--seconds S] [--only KEYS] [--ports N] [--
                       xdp-filter, floor, dockfw-native, dockfw-generic, dockfw-tc
                       (ratios needing a skipped variant show n/a)
   --ports N           published TCP ports in Docker (default 1000)
+  --coalesce-us N     the receiving veth's NAPI polls again N us after a poll that found
+                      work instead of waiting to be woken, as a NIC's rx-usecs (default 0:
+                      woken by every burst)
   --bans N            banned IPv4 prefixes for dockfw (default 100000)
   --no-legit          skip legitimate traffic under attack
   --legit-rate R      HTTP requests per second offered (default 200)
@@ -42,6 +45,8 @@ pub struct Options {
     pub ports: u16,
     /// Bans.
     pub bans: usize,
+    /// Interrupt coalescing of the receiving veth, in us.
+    pub coalesce_us: u32,
     /// Whether to measure legitimate traffic.
     pub legit: bool,
     /// Requests per second.
@@ -65,6 +70,7 @@ impl Options {
             only: None,
             ports: 1000,
             bans: 100_000,
+            coalesce_us: 0,
             legit: true,
             legit_rate: 200.0,
             legit_seconds: 4.0,
@@ -85,6 +91,9 @@ impl Options {
                 "--seconds" => options.seconds = number(value()?)?.clamp(0.2, 30.0),
                 "--ports" => options.ports = number(value()?)?.clamp(1.0, 5000.0) as u16,
                 "--bans" => options.bans = number(value()?)?.max(0.0) as usize,
+                "--coalesce-us" => {
+                    options.coalesce_us = number(value()?)?.clamp(0.0, 1000.0) as u32
+                }
                 "--no-legit" => options.legit = false,
                 "--legit-rate" => options.legit_rate = number(value()?)?.clamp(1.0, 5000.0),
                 "--legit-seconds" => {

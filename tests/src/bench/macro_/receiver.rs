@@ -38,12 +38,28 @@ pub fn run_in(ns: &NetNs, step: &str, program: &str, args: &[&str]) -> Result<St
     run(step, ns.command(program).args(args))
 }
 
-/// Turns on threaded NAPI for `dev` in `ns`. `nsenter --net` keeps the
-/// root namespace's /sys, where `dev` does not exist; `ip netns exec`
-/// mounts the namespace's own sysfs, which is what this one write needs
-/// (it breaks dockerd, so it is used for nothing else).
-pub fn enable_threaded_napi(ns: &NetNs, dev: &str) -> Result<(), String> {
-    let script = format!("echo 1 > /sys/class/net/{dev}/threaded");
+/// Turns on threaded NAPI for `dev` in `ns`, with interrupt coalescing:
+/// after a poll that found work, NAPI does not re-arm the "interrupt"
+/// (veth's wake-up from the sender) but polls again after `coalesce_us`
+/// (`napi_defer_hard_irqs` + `gro_flush_timeout`), as a NIC's rx-usecs
+/// does. Without it a receiver faster than the generator sleeps and is
+/// woken every few frames, and the wake-ups, not the frames, are what its
+/// CPU time measures.
+///
+/// `nsenter --net` keeps the root namespace's /sys, where `dev` does not
+/// exist; `ip netns exec` mounts the namespace's own sysfs, which is what
+/// these writes need (it breaks dockerd, so it is used for nothing else).
+pub fn enable_threaded_napi(ns: &NetNs, dev: &str, coalesce_us: u32) -> Result<(), String> {
+    let sys = format!("/sys/class/net/{dev}");
+    let (defer, timeout_ns) = if coalesce_us > 0 {
+        (1, u64::from(coalesce_us) * 1000)
+    } else {
+        (0, 0)
+    };
+    let script = format!(
+        "echo 1 > {sys}/threaded && echo {defer} > {sys}/napi_defer_hard_irqs && \
+         echo {timeout_ns} > {sys}/gro_flush_timeout"
+    );
     run(
         "enabling threaded NAPI",
         Command::new("ip").args(["netns", "exec", ns.name(), "sh", "-c", &script]),
@@ -94,18 +110,7 @@ pub fn pin_napi_thread(dev: &str) -> Result<u32, String> {
         match napi_thread(dev) {
             Ok(pid) => {
                 set_affinity(pid, RECEIVER_CPU)?;
-                let param = libc::sched_param {
-                    sched_priority: NAPI_PRIORITY,
-                };
-                // SAFETY: a valid sched_param for the call's duration.
-                if unsafe { libc::sched_setscheduler(pid as libc::pid_t, libc::SCHED_FIFO, &param) }
-                    != 0
-                {
-                    return Err(format!(
-                        "making the NAPI kthread {pid} SCHED_FIFO: {}",
-                        std::io::Error::last_os_error()
-                    ));
-                }
+                set_realtime(pid, Some(NAPI_PRIORITY))?;
                 return Ok(pid);
             }
             Err(error) => last = error,
@@ -113,6 +118,26 @@ pub fn pin_napi_thread(dev: &str) -> Result<u32, String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Err(last)
+}
+
+/// Makes thread `tid` (0 = the calling thread) SCHED_FIFO at `priority`,
+/// or SCHED_OTHER again with `None`.
+pub fn set_realtime(tid: u32, priority: Option<i32>) -> Result<(), String> {
+    let (policy, sched_priority) = match priority {
+        // Children forked meanwhile (cleanup commands after a panic) start
+        // as normal tasks.
+        Some(priority) => (libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, priority),
+        None => (libc::SCHED_OTHER, 0),
+    };
+    let param = libc::sched_param { sched_priority };
+    // SAFETY: a valid sched_param for the call's duration.
+    if unsafe { libc::sched_setscheduler(tid as libc::pid_t, policy, &param) } != 0 {
+        return Err(format!(
+            "setting the scheduling policy of thread {tid} ({priority:?}): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
 }
 
 /// Pins thread `tid` (0 = the calling thread) to `cpu`.
@@ -155,16 +180,18 @@ pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// Nanoseconds `pid` has spent on a CPU (first field of schedstat: exact,
-/// not sampled at the tick).
-pub fn run_time_ns(pid: u32) -> Result<u64, String> {
+/// Nanoseconds `pid` has spent on a CPU and waiting for one while
+/// runnable (the first two fields of schedstat: exact, not sampled at the
+/// tick).
+pub fn sched_times(pid: u32) -> Result<(u64, u64), String> {
     let path = format!("/proc/{pid}/schedstat");
     let text = fs::read_to_string(&path)
         .map_err(|error| format!("reading {path} (did the NAPI kthread go away?): {error}"))?;
-    text.split_whitespace()
-        .next()
-        .and_then(|field| field.parse().ok())
-        .ok_or_else(|| format!("{path}: unexpected content {text:?}"))
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    match (fields.next(), fields.next()) {
+        (Some(Ok(run)), Some(Ok(wait))) => Ok((run, wait)),
+        _ => Err(format!("{path}: unexpected content {text:?}")),
+    }
 }
 
 /// One ethtool statistic of `dev` in `ns` (0 when the driver has none).

@@ -70,7 +70,7 @@ impl Topology {
     /// the userland proxy (1,000 docker-proxy processes would not fit), the
     /// web container first (so its DNAT rule is the first in Docker's nat
     /// chain, as on a host where it was started first) and the bulk range.
-    pub fn build(published_tcp: u16) -> Result<Self, SetupError> {
+    pub fn build(published_tcp: u16, coalesce_us: u32) -> Result<Self, SetupError> {
         // Interface names carry the pid: the NAPI kthread is found by name,
         // machine-wide (see `receiver::napi_thread`).
         let pid = std::process::id();
@@ -96,7 +96,17 @@ impl Topology {
             "ethtool",
             &["-K", &rx_dev, "gro", "on"],
         )?;
-        receiver::enable_threaded_napi(&host, &rx_dev)?;
+        // The clients' skbs must queue in the same ring as the flood, as on
+        // a NIC: veth hands a TSO-capable sender's skbs to the peer's
+        // backlog on the *sender's* CPU instead (veth_xmit:
+        // veth_skb_is_eligible_for_gro), so TSO goes off on the sending end.
+        receiver::run_in(
+            &gen_ns,
+            "turning TSO off",
+            "ethtool",
+            &["-K", &gen_dev, "tso", "off"],
+        )?;
+        receiver::enable_threaded_napi(&host, &rx_dev, coalesce_us)?;
         receiver::pin_napi_thread(&rx_dev)?;
         let gen_ifindex = {
             let _inside = gen_ns.enter();
