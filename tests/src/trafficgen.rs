@@ -299,11 +299,19 @@ impl Generator {
                 ..TestRunOptions::default()
             };
             let call = Instant::now();
-            if let Err(error) = program.test_run(options) {
-                panic!(
+            match program.test_run(options) {
+                Ok(_) => {}
+                // A signal (Ctrl-C) ends the flood; the caller decides what
+                // the signal means.
+                Err(aya::programs::ProgramError::SyscallError(error))
+                    if error.io_error.kind() == std::io::ErrorKind::Interrupted =>
+                {
+                    break;
+                }
+                Err(error) => panic!(
                     "BPF_PROG_RUN (live frames) failed: {}",
                     crate::chain(&error)
-                );
+                ),
             }
             // A slow machine (or receiver) must not stretch a call, and so
             // the flood, to seconds: size the next call from this one.

@@ -19,6 +19,7 @@ mod options;
 mod policy;
 mod receiver;
 mod report;
+mod tables;
 mod targets;
 mod topology;
 mod variants;
