@@ -16,7 +16,7 @@ usage: dockfw-bench macro [--runs N] [--seconds S] [--only KEYS] [--ports N] [--
   --runs N            floods per variant and flood kind; medians are reported (default 3)
   --seconds S         length of each flood, also bounded in packets (default 2)
   --only KEYS         comma-separated variants to run: docker-user, raw, nft-ingress,
-                      xdp-filter, floor, dockfw-native, dockfw-generic, dockfw-tc
+                      xdp-filter, floor, matcher, dockfw-native, dockfw-generic, dockfw-tc
                       (ratios needing a skipped variant show n/a)
   --ports N           published TCP ports in Docker (default 1000)
   --coalesce-us N     the receiving veth's NAPI polls again N us after a poll that found

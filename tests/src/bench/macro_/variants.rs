@@ -28,6 +28,9 @@ pub enum Variant {
     XdpFilter,
     /// A native XDP program that drops everything.
     Floor,
+    /// A minimal native XDP port matcher (a reference, not one of the
+    /// issue's eight).
+    Matcher,
     /// dockfw, native XDP.
     DockfwNative,
     /// dockfw, generic (skb) XDP.
@@ -37,12 +40,13 @@ pub enum Variant {
 }
 
 /// Every variant, in run order.
-pub const ALL: [Variant; 8] = [
+pub const ALL: [Variant; 9] = [
     Variant::DockerUser,
     Variant::RawPrerouting,
     Variant::NftIngress,
     Variant::XdpFilter,
     Variant::Floor,
+    Variant::Matcher,
     Variant::DockfwNative,
     Variant::DockfwGeneric,
     Variant::DockfwTc,
@@ -57,6 +61,7 @@ impl Variant {
             Self::NftIngress => "nft-ingress",
             Self::XdpFilter => "xdp-filter",
             Self::Floor => "floor",
+            Self::Matcher => "matcher",
             Self::DockfwNative => "dockfw-native",
             Self::DockfwGeneric => "dockfw-generic",
             Self::DockfwTc => "dockfw-tc",
@@ -73,6 +78,7 @@ impl Variant {
             Self::NftIngress => "nftables netdev ingress",
             Self::XdpFilter => "xdp-filter (native XDP)",
             Self::Floor => "native XDP drop-everything (the floor)",
+            Self::Matcher => "minimal native XDP port matcher (reference)",
             Self::DockfwNative => "dockfw native XDP, realistic policy",
             Self::DockfwGeneric => "dockfw generic XDP, realistic policy",
             Self::DockfwTc => "dockfw TC ingress, realistic policy",
@@ -131,6 +137,7 @@ impl Installed {
             Variant::NftIngress => Self::Nft(NftIngress::install(host, dev)?),
             Variant::XdpFilter => Self::XdpFilter(XdpFilter::attach(host, dev)?),
             Variant::Floor => Self::Floor(Floor::attach(host, dev)?),
+            Variant::Matcher => Self::Floor(Floor::attach_matcher(host, dev)?),
             Variant::DockfwNative | Variant::DockfwGeneric | Variant::DockfwTc => {
                 let mode = variant.dockfw_mode().unwrap_or("native");
                 let mut daemon = DockfwDaemon::start(

@@ -1,5 +1,7 @@
 //! The XDP variants other than dockfw: the floor (a program that drops every
-//! frame, built with dockfw in the same run) and the peer, xdp-filter from
+//! frame, built with dockfw in the same run), a minimal port matcher (the
+//! least a filter reads: a reference beside the floor) and the peer,
+//! xdp-filter from
 //! Debian's xdp-tools set up as an operator would (`xdp-filter load IFACE`,
 //! `xdp-filter port PORT`). Both attach in native mode to the protected
 //! interface; their drops are the veth's `rx_queue_0_xdp_drops`.
@@ -8,6 +10,7 @@ use std::process::Command;
 
 use aya::{
     Ebpf,
+    maps::Array,
     programs::{Xdp, XdpMode},
 };
 use dockfw_tests::netns::NetNs;
@@ -17,7 +20,8 @@ use super::{receiver::run_in, topology::WEB_PORT};
 /// The veth counter of native XDP drops.
 pub const XDP_DROPS: &str = "rx_queue_0_xdp_drops";
 
-/// The floor attached to the interface; detached on drop.
+/// The floor, or the minimal matcher, attached to the interface; detached
+/// on drop.
 pub struct Floor {
     // Dropping the object detaches its link (a bpf_link: no namespace
     // needed to let it go).
@@ -25,11 +29,31 @@ pub struct Floor {
 }
 
 impl Floor {
-    /// Loads `dockfw_floor` and attaches it natively to `dev` in `ns`.
+    /// Loads `dockfw_floor` (drops every frame) and attaches it natively to
+    /// `dev` in `ns`.
     pub fn attach(ns: &NetNs, dev: &str) -> Result<Self, String> {
+        Self::attach_program(ns, dev, dockfw::ebpf::FLOOR_PROGRAM)
+    }
+
+    /// Loads `dockfw_matcher` (parses the headers, drops the published
+    /// port) and attaches it natively to `dev` in `ns`.
+    pub fn attach_matcher(ns: &NetNs, dev: &str) -> Result<Self, String> {
+        Self::attach_program(ns, dev, dockfw::ebpf::MATCHER_PROGRAM)
+    }
+
+    fn attach_program(ns: &NetNs, dev: &str, name: &str) -> Result<Self, String> {
         let mut ebpf = Ebpf::load(dockfw::ebpf::FLOOR_OBJECT)
             .map_err(|error| format!("loading the floor object: {error}"))?;
-        let name = dockfw::ebpf::FLOOR_PROGRAM;
+        if name == dockfw::ebpf::MATCHER_PROGRAM {
+            let map_name = dockfw::ebpf::MATCHER_PORT_MAP;
+            let map = ebpf
+                .map_mut(map_name)
+                .ok_or_else(|| format!("the floor object has no map {map_name}"))?;
+            let mut port: Array<_, u16> =
+                Array::try_from(map).map_err(|error| format!("{map_name}: {error}"))?;
+            port.set(0, WEB_PORT.to_be(), 0)
+                .map_err(|error| format!("writing {map_name}: {error}"))?;
+        }
         let program: &mut Xdp = ebpf
             .program_mut(name)
             .ok_or_else(|| format!("the floor object has no program {name}"))?
