@@ -71,7 +71,9 @@ pub struct WatchOptions {
     pub debounce: Duration,
     /// First reconnect delay; doubled after each failure.
     pub backoff_initial: Duration,
-    /// Longest reconnect delay.
+    /// Longest reconnect delay. It bounds how long after the engine's
+    /// return the ports are resynced, so it stays short: a connect attempt
+    /// on a local socket costs next to nothing.
     pub backoff_max: Duration,
     /// Timeout of one API request (not of the event stream). Whole seconds
     /// (bollard's granularity), at least one.
@@ -83,7 +85,7 @@ impl Default for WatchOptions {
         Self {
             debounce: Duration::from_millis(50),
             backoff_initial: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(1),
             request_timeout: Duration::from_secs(10),
         }
     }
