@@ -110,13 +110,14 @@ fn run(options: &Options) -> Result<(), String> {
     let bulk = topology
         .bulk_last()
         .map(|last| (topology::BULK_FIRST, last));
-    std::fs::write(&policy_path, policy::policy_file(bulk))
+    std::fs::write(&policy_path, policy::policy_file(options.rules, bulk))
         .map_err(|error| format!("writing {}: {error}", policy_path.display()))?;
     let bans = policy::bans(options.bans);
     let inputs = DockfwInputs {
         bin: &bin,
         policy: &policy_path,
         bans: &bans,
+        rules: options.rules,
     };
     let mut flooder = Flooder::new(&topology);
     eprintln!("setup took {:.1?}", started.elapsed());

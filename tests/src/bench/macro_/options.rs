@@ -23,6 +23,8 @@ usage: dockfw-bench macro [--runs N] [--seconds S] [--only KEYS] [--ports N] [--
                       work instead of waiting to be woken, as a NIC's rx-usecs (default 0:
                       woken by every burst)
   --bans N            banned IPv4 prefixes for dockfw (default 100000)
+  --rules N           dockfw rules on the attacked port, the flood matching the last
+                      (default 16, at most 32)
   --no-legit          skip legitimate traffic under attack
   --legit-rate R      HTTP requests per second offered (default 200)
   --legit-seconds S   seconds per flood rate (default 4)
@@ -45,6 +47,8 @@ pub struct Options {
     pub ports: u16,
     /// Bans.
     pub bans: usize,
+    /// Rules on the attacked port.
+    pub rules: usize,
     /// Interrupt coalescing of the receiving veth, in us.
     pub coalesce_us: u32,
     /// Whether to measure legitimate traffic.
@@ -70,6 +74,7 @@ impl Options {
             only: None,
             ports: 1000,
             bans: 100_000,
+            rules: 16,
             coalesce_us: 0,
             legit: true,
             legit_rate: 200.0,
@@ -91,6 +96,7 @@ impl Options {
                 "--seconds" => options.seconds = number(value()?)?.clamp(0.2, 30.0),
                 "--ports" => options.ports = number(value()?)?.clamp(1.0, 5000.0) as u16,
                 "--bans" => options.bans = number(value()?)?.max(0.0) as usize,
+                "--rules" => options.rules = number(value()?)?.clamp(1.0, 32.0) as usize,
                 "--coalesce-us" => {
                     options.coalesce_us = number(value()?)?.clamp(0.0, 1000.0) as u32
                 }

@@ -1,6 +1,6 @@
 //! The realistic policy dockfw runs with: a policy file with 16 rules on
 //! the attacked port (the flood matches the 16th, after 15 rules whose
-//! source sets it misses), a rate-limit rule over the other published
+//! source sets it misses; `--rules` changes the count), a rate-limit rule over the other published
 //! ports, and 100,000 banned IPv4 prefixes. None of it covers the
 //! legitimate client. Seeded, so every run and machine gets the same one.
 
@@ -12,8 +12,6 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use super::topology::{ATTACK_BASE, ATTACK_NET, ATTACK_RANDOM_BITS, WEB_PORT};
 use crate::bench::rng::Rng;
 
-/// Rules on the attacked port before the one the flood matches.
-pub const FILLER_RULES: usize = 15;
 /// Prefixes per family in each filler rule's source set.
 const FILLER_PREFIXES: usize = 4;
 /// Prefixes of the background rule on the other ports.
@@ -57,17 +55,18 @@ fn quoted(nets: &[String]) -> String {
     format!("[{}]", items.join(", "))
 }
 
-/// The policy file's text. `bulk` is the range of the other published
-/// ports, if any.
-pub fn policy_file(bulk: Option<(u16, u16)>) -> String {
+/// The policy file's text: `rules` rules on the attacked port, the flood
+/// matching the last. `bulk` is the range of the other published ports, if
+/// any.
+pub fn policy_file(rules: usize, bulk: Option<(u16, u16)>) -> String {
     let mut rng = Rng::new(POLICY_SEED);
     let ports = format!("[\"{WEB_PORT}/tcp\", \"{WEB_PORT}/udp\"]");
     let mut text = String::from(
-        "# dockfw macro benchmark: 16 rules on the attacked port, the flood matches the last.\n\
+        "# dockfw macro benchmark: the flood matches the last rule on the attacked port.\n\
          fragments = \"pass\"\n\n",
     );
     let _ = writeln!(text, "[sets.flood]\ncidrs = [\"{ATTACK_NET}\"]\n");
-    for index in 0..FILLER_RULES {
+    for index in 0..rules.saturating_sub(1) {
         let mut from = Vec::new();
         for _ in 0..FILLER_PREFIXES {
             from.push(random_v4(&mut rng, 8, 32).to_string());

@@ -98,6 +98,8 @@ pub struct Outcome {
     pub ports: u16,
     /// Bans.
     pub bans: usize,
+    /// Rules on the attacked port.
+    pub rules: usize,
     /// Request rate and seconds per legit point.
     pub legit_load: (f64, f64),
     /// Per variant.
@@ -145,6 +147,7 @@ impl Outcome {
             seconds: options.seconds,
             ports: options.ports,
             bans: options.bans,
+            rules: options.rules,
             legit_load: (options.legit_rate, options.legit_seconds),
             variants: Vec::new(),
             legit: Vec::new(),
@@ -193,8 +196,9 @@ pub fn write(outcome: &Outcome, out: Option<&PathBuf>) -> Result<Written, String
          CPU 1, its schedstat run time is the receiver's CPU. {} floods per variant and kind, \
          medians. dockerd 20.10 in the host namespace: {} published TCP ports (the attacked \
          8080 is also published for UDP). Flood sources: {ATTACK_NET} (random: 32,768 sources and \
-         random ports). dockfw: 16 rules on 8080, the flood matches the 16th; {} banned IPv4 \
-         prefixes, one in each /24 of the flood's sources, so every flood packet walks the ban trie.",
+         random ports). dockfw: {} rules on 8080, the flood matches the last; {} banned IPv4 \
+         prefixes, one in each /24 of the flood's sources (so every flood packet looks its source \
+         up in the ban trie), the rest random outside 10.0.0.0/8.",
         std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
             .trim(),
@@ -202,6 +206,7 @@ pub fn write(outcome: &Outcome, out: Option<&PathBuf>) -> Result<Written, String
         outcome.seconds,
         outcome.runs,
         outcome.ports,
+        outcome.rules,
         outcome.bans,
     );
     let _ = writeln!(

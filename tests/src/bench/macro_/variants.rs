@@ -9,7 +9,6 @@ use dockfw::bans::BanSet;
 use super::{
     daemon::{DockfwDaemon, Expect},
     netfilter::{Chain, IptablesRules, NftIngress},
-    policy::FILLER_RULES,
     receiver,
     topology::Topology,
     xdp::{Floor, XDP_DROPS, XdpFilter},
@@ -103,6 +102,8 @@ pub struct DockfwInputs<'a> {
     pub policy: &'a Path,
     /// The bans to pre-populate.
     pub bans: &'a BanSet,
+    /// Rules on the attacked port.
+    pub rules: usize,
 }
 
 /// An installed variant; removed on drop.
@@ -151,7 +152,7 @@ impl Installed {
                 )?;
                 daemon.wait_ready(&Expect {
                     tcp_ports: usize::from(topology.published_tcp),
-                    rules_on_port: FILLER_RULES + 1,
+                    rules_on_port: dockfw.rules,
                     bans: dockfw.bans.len(),
                 })?;
                 Self::Dockfw(Box::new(daemon))
