@@ -187,20 +187,22 @@ impl Flooder {
         Ok(stats)
     }
 
-    /// Floods as fast as the generator goes for `seconds` and measures.
+    /// Floods at `rate_pps` (None: as fast as the generator goes) for
+    /// `seconds` and measures.
     pub fn measure(
         &mut self,
         topology: &Topology,
         installed: &Installed,
         napi: u32,
         kind: Kind,
+        rate_pps: Option<u64>,
         seconds: f64,
     ) -> Result<Sample, String> {
         let drops_before = installed.drops(topology)?;
         let (cpu_before, wait_before) = receiver::sched_times(napi)?;
         let lost_before = ring_overflows(topology)?;
         let max_packets = (MAX_GENERATOR_PPS as f64 * seconds) as u64;
-        let stats = self.send(topology, kind, None, max_packets, seconds, true)?;
+        let stats = self.send(topology, kind, rate_pps, max_packets, seconds, true)?;
         std::thread::sleep(DRAIN);
         let (cpu_after, wait_after) = receiver::sched_times(napi)?;
         let cpu = cpu_after.saturating_sub(cpu_before);

@@ -135,7 +135,14 @@ fn run(options: &Options) -> Result<(), String> {
         for _ in 0..options.runs {
             for kind in KINDS {
                 check_interrupted()?;
-                let sample = flooder.measure(&topology, &installed, napi, kind, options.seconds)?;
+                let sample = flooder.measure(
+                    &topology,
+                    &installed,
+                    napi,
+                    kind,
+                    options.flood_rate,
+                    options.seconds,
+                )?;
                 eprintln!(
                     "  {:<11} offered {:>6.2} Mpps, dropped {:>6.2} Mpps, ring full {:>6.2} Mpps, {:>7.1} ns/drop, receiver {:>3.0}% busy, {:>3.0}% waiting for its CPU; generator {:>3.0}% busy",
                     kind.key(),

@@ -10,7 +10,7 @@ use super::{
 /// Usage text.
 pub const USAGE: &str = "\
 usage: dockfw-bench macro [--runs N] [--seconds S] [--only KEYS] [--ports N] [--bans N]
-                          [--no-legit] [--legit-rate R] [--legit-seconds S]
+                          [--flood-rate PPS] [--no-legit] [--legit-rate R] [--legit-seconds S]
                           [--legit-floods PPS,...] [--dockfw PATH] [--out DIR]
 
   --runs N            floods per variant and flood kind; medians are reported (default 3)
@@ -23,6 +23,9 @@ usage: dockfw-bench macro [--runs N] [--seconds S] [--only KEYS] [--ports N] [--
                       work instead of waiting to be woken, as a NIC's rx-usecs (default 0:
                       woken by every burst)
   --bans N            banned IPv4 prefixes for dockfw (default 100000)
+  --flood-rate PPS    pace the measured floods at PPS instead of as fast as the generator
+                      goes: every variant then gets the same offered rate, and CPU per
+                      drop compares like for like below each one's saturation
   --rules N           dockfw rules on the attacked port, the flood matching the last
                       (default 16, at most 32)
   --no-legit          skip legitimate traffic under attack
@@ -49,6 +52,8 @@ pub struct Options {
     pub bans: usize,
     /// Rules on the attacked port.
     pub rules: usize,
+    /// Offered rate of the measured floods (None: as fast as it goes).
+    pub flood_rate: Option<u64>,
     /// Interrupt coalescing of the receiving veth, in us.
     pub coalesce_us: u32,
     /// Whether to measure legitimate traffic.
@@ -75,6 +80,7 @@ impl Options {
             ports: 1000,
             bans: 100_000,
             rules: 16,
+            flood_rate: None,
             coalesce_us: 0,
             legit: true,
             legit_rate: 200.0,
@@ -96,6 +102,9 @@ impl Options {
                 "--seconds" => options.seconds = number(value()?)?.clamp(0.2, 30.0),
                 "--ports" => options.ports = number(value()?)?.clamp(1.0, 5000.0) as u16,
                 "--bans" => options.bans = number(value()?)?.max(0.0) as usize,
+                "--flood-rate" => {
+                    options.flood_rate = Some(number(value()?)?.clamp(1000.0, 20e6) as u64)
+                }
                 "--rules" => options.rules = number(value()?)?.clamp(1.0, 32.0) as usize,
                 "--coalesce-us" => {
                     options.coalesce_us = number(value()?)?.clamp(0.0, 1000.0) as u32

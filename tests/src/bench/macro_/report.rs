@@ -94,6 +94,8 @@ pub struct Outcome {
     pub runs: usize,
     /// Seconds per flood.
     pub seconds: f64,
+    /// Offered rate of the measured floods (None: as fast as it goes).
+    pub flood_rate: Option<u64>,
     /// Published TCP ports.
     pub ports: u16,
     /// Bans.
@@ -145,6 +147,7 @@ impl Outcome {
         Self {
             runs: options.runs,
             seconds: options.seconds,
+            flood_rate: options.flood_rate,
             ports: options.ports,
             bans: options.bans,
             rules: options.rules,
@@ -191,7 +194,7 @@ pub fn write(outcome: &Outcome, out: Option<&PathBuf>) -> Result<Written, String
     let _ = writeln!(text, "# dockfw macro benchmark (veth floods)\n");
     let _ = writeln!(
         text,
-        "Kernel {}, {}. Generator (XDP live frames, 64-byte frames as fast as it goes, {} s per \
+        "Kernel {}, {}. Generator (XDP live frames, 64-byte frames {}, {} s per \
          flood, bounded in packets) on CPU 0; the receiving veth's threaded NAPI kthread pinned to \
          CPU 1, its schedstat run time is the receiver's CPU. {} floods per variant and kind, \
          medians. dockerd 20.10 in the host namespace: {} published TCP ports (the attacked \
@@ -203,6 +206,10 @@ pub fn write(outcome: &Outcome, out: Option<&PathBuf>) -> Result<Written, String
             .unwrap_or_default()
             .trim(),
         cpu_model(),
+        match outcome.flood_rate {
+            Some(rate) => format!("paced at {rate} per second"),
+            None => "as fast as it goes".to_string(),
+        },
         outcome.seconds,
         outcome.runs,
         outcome.ports,
