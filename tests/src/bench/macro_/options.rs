@@ -10,7 +10,7 @@ use super::{
 /// Usage text.
 pub const USAGE: &str = "\
 usage: dockfw-bench macro [--runs N] [--seconds S] [--only KEYS] [--ports N] [--bans N]
-                          [--flood-rate PPS] [--no-legit] [--legit-rate R] [--legit-seconds S]
+                          [--rules N] [--flood-rate PPS] [--no-legit] [--legit-rate R] [--legit-seconds S]
                           [--legit-floods PPS,...] [--dockfw PATH] [--out DIR]
 
   --runs N            floods per variant and flood kind; medians are reported (default 3)
