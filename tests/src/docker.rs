@@ -317,7 +317,13 @@ impl DockerEngine {
         let deadline = Instant::now() + STOP_GRACE;
         loop {
             match child.try_wait() {
-                Ok(Some(_)) => return Ok(()),
+                Ok(Some(_)) => {
+                    // dockerd's own containerd can outlive it by a moment; a
+                    // dockerd started meanwhile would find it "still
+                    // running", connect to a socket going away and give up.
+                    cleanup::reap_managed_containerd(&self.dir);
+                    return Ok(());
+                }
                 Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
                 Ok(None) => {
                     child
