@@ -279,7 +279,10 @@ fn namespace_and_veth_guards_clean_up() {
             "vb",
             &["10.210.42.2/30", "fd00:dfb::2/64"],
         );
-        let ping = |step, addr| a.run_ok(step, "busybox", &["ping", "-c", "1", "-W", "2", addr]);
+        // Up to 3 echoes, success on the first reply: the first neighbour
+        // solicitation can go out before the peer's end of the veth is up.
+        let ping =
+            |step, addr| a.run_ok(step, "busybox", &["ping", "-c", "3", "-W", "2", "-q", addr]);
         ping("ping b over the veth", "10.210.42.2");
         ping("ping b over IPv6", "fd00:dfb::2");
         {

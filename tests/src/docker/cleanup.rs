@@ -70,7 +70,10 @@ fn remove_containers(engine: &DockerEngine) {
 /// After dockerd died: waits for the containerd it manages to follow (it
 /// gets SIGKILL when its parent dies), and kills it if it does not. A
 /// dockerd started while the old containerd is still exiting finds its pid
-/// alive, does not start a new one, and then times out on its socket.
+/// alive, does not start a new one, and then times out on its socket. The
+/// same happens while the dead containerd is a zombie its new parent has
+/// not reaped yet (its pid still answers `kill(pid, 0)`): then the pid file
+/// goes, and the next dockerd starts a fresh containerd.
 pub(super) fn reap_managed_containerd(dir: &Path) {
     let deadline = Instant::now() + CONTAINERD_EXIT;
     loop {
@@ -79,6 +82,7 @@ pub(super) fn reap_managed_containerd(dir: &Path) {
             .filter(|(_, argv0)| argv0 == b"containerd")
             .collect();
         if left.is_empty() {
+            forget_dead_containerd(dir);
             return;
         }
         if Instant::now() >= deadline {
@@ -88,6 +92,27 @@ pub(super) fn reap_managed_containerd(dir: &Path) {
             }
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Removes dockerd's containerd pid file when that pid is gone or a zombie.
+fn forget_dead_containerd(dir: &Path) {
+    let pid_file = dir.join("exec/containerd/containerd.pid");
+    let Ok(text) = fs::read_to_string(&pid_file) else {
+        return;
+    };
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return;
+    };
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the parenthesised command name.
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    if matches!(state, None | Some('Z' | 'X'))
+        && let Err(error) = fs::remove_file(&pid_file)
+    {
+        eprintln!("cleanup: remove {}: {error}", pid_file.display());
     }
 }
 
