@@ -279,7 +279,7 @@ fn namespace_and_veth_guards_clean_up() {
             "vb",
             &["10.210.42.2/30", "fd00:dfb::2/64"],
         );
-        // Up to 3 echoes, success on the first reply: the first neighbour
+        // 3 echoes, success if any is answered: the first neighbour
         // solicitation can go out before the peer's end of the veth is up.
         let ping =
             |step, addr| a.run_ok(step, "busybox", &["ping", "-c", "3", "-W", "2", "-q", addr]);
