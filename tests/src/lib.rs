@@ -8,6 +8,7 @@ pub mod frame;
 pub mod mirror;
 pub mod model;
 pub mod netns;
+pub mod process;
 pub mod prometheus;
 pub mod runner;
 pub mod traffic;

@@ -217,23 +217,7 @@ impl Drop for Enforcer {
             return;
         }
         if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) on a child we spawned and have not reaped.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-            let deadline = Instant::now() + STOP_GRACE;
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    _ => {
-                        eprintln!("cleanup: dockfw ignored SIGTERM; killing it");
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                }
-            }
+            dockfw_tests::process::terminate(&mut child, "dockfw", STOP_GRACE);
         }
         if let Err(error) = dockfw::dataplane::pins::detach_all(&self.pin_dir) {
             eprintln!(

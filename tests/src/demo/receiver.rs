@@ -28,26 +28,7 @@ pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// Runs a command to completion; its stdout, or an error naming `step`.
-pub fn run(step: &str, command: &mut Command) -> Result<String, String> {
-    let output = command
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|error| format!("{step}: cannot run {command:?}: {error}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "{step}: {command:?} failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-/// Runs `program args` in `ns` (`nsenter --net`).
-pub fn run_in(ns: &NetNs, step: &str, program: &str, args: &[&str]) -> Result<String, String> {
-    run(step, ns.command(program).args(args))
-}
+pub use dockfw_tests::process::{run, run_in};
 
 /// Frames a busy NAPI instance lets gather between two polls: half the
 /// veth's 256-frame ring, so that a burst still fits.

@@ -279,23 +279,7 @@ impl Drop for DockfwDaemon {
         self.maps = None;
         if let Some(mut child) = self.child.take() {
             // nsenter execs dockfw: the child's pid is the daemon's.
-            // SAFETY: kill(2) on a child we spawned and have not reaped.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-            let deadline = Instant::now() + STOP_GRACE;
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    _ => {
-                        eprintln!("cleanup: dockfw ignored SIGTERM; killing it");
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                }
-            }
+            dockfw_tests::process::terminate(&mut child, "dockfw", STOP_GRACE);
         }
         let _ = Command::new(&self.bin)
             .args(["detach", "--pin-dir"])

@@ -18,25 +18,7 @@ pub const GENERATOR_CPU: usize = 0;
 /// CPU of the receiving veth's NAPI kthread.
 pub const RECEIVER_CPU: usize = 1;
 
-/// Runs a command to completion; its stdout, or an error naming `step`.
-pub fn run(step: &str, command: &mut Command) -> Result<String, String> {
-    let output = command
-        .output()
-        .map_err(|error| format!("{step}: cannot run {command:?}: {error}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "{step}: {command:?} failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-/// Runs `program args` in `ns` (nsenter --net: the root's /sys stays).
-pub fn run_in(ns: &NetNs, step: &str, program: &str, args: &[&str]) -> Result<String, String> {
-    run(step, ns.command(program).args(args))
-}
+pub use dockfw_tests::process::{run, run_in};
 
 /// Turns on threaded NAPI for `dev` in `ns`, with interrupt coalescing:
 /// after a poll that found work, NAPI does not re-arm the "interrupt"
