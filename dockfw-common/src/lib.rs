@@ -75,6 +75,39 @@ pub const SUMMARY_WORDS: u32 = 1 << 18;
 /// covering that /24 (zero: no rule lists this source).
 pub const SOURCE_HINT_WORDS_V4: u32 = 1 << 20;
 
+/// Entries per IPv4 source-trie node: one per value of an address byte.
+pub const SOURCE_NODE_FANOUT: u32 = 256;
+
+/// Entries of the IPv4 source-trie nodes ([`crate::RULE_SOURCE_NODES_V4_MAP`]):
+/// a leaf holds the rule bitmap of the addresses below it, an inner entry
+/// the index of the node for the next address byte. Node 0 is never used
+/// (generation 0's half starts at 1), so a zero child means "leaf".
+pub mod source_node {
+    /// A leaf: `bits` is the rule bitmap.
+    #[inline(always)]
+    pub const fn leaf(bits: u32) -> u64 {
+        bits as u64
+    }
+
+    /// An inner entry pointing at node `node` (non-zero).
+    #[inline(always)]
+    pub const fn child(node: u32) -> u64 {
+        (node as u64) << 32
+    }
+
+    /// The node an entry points at, 0 for a leaf.
+    #[inline(always)]
+    pub const fn child_of(entry: u64) -> u32 {
+        (entry >> 32) as u32
+    }
+
+    /// The rule bitmap of a leaf.
+    #[inline(always)]
+    pub const fn bits_of(entry: u64) -> u32 {
+        entry as u32
+    }
+}
+
 /// Words of the IPv4 ban states: two bits per /24 ([`ban_state`]).
 pub const BAN_STATE_WORDS_V4: u32 = 1 << 19;
 

@@ -9,7 +9,8 @@ use aya_ebpf::{
 use dockfw_common::{
     BAN_STATE_WORDS_V4, Ban24, BanValue, Config, Counter, FragKey, FragValue, IfaceMaskKey,
     OUTCOMES_PER_STAT, PORT_INDEX_ENTRIES, PortKey, PortPolicy, RateKey, RuleAction,
-    SOURCE_HINT_WORDS_V4, SUMMARY_WORDS, SourceKeyV4, SourceKeyV6, TraceRecord, capacity,
+    SOURCE_HINT_WORDS_V4, SOURCE_NODE_FANOUT, SUMMARY_WORDS, SourceKeyV4, SourceKeyV6, TraceRecord,
+    capacity,
 };
 
 /// `BPF_F_NO_PREALLOC`.
@@ -60,6 +61,13 @@ pub static DFW_BANS_V6: LpmTrie<[u32; 4], BanValue> =
 #[map]
 pub static DFW_RSRC4_LVL: HashMap<SourceKeyV4, u32> =
     HashMap::with_max_entries(capacity::RULE_SOURCES_V4, NO_PREALLOC);
+
+#[map]
+pub static DFW_RSRC4_ROOT: Array<u32> = Array::with_max_entries(capacity::POLICIES, 0);
+
+#[map]
+pub static DFW_RSRC4_NODE: Array<u64> =
+    Array::with_max_entries(capacity::RULE_SOURCE_NODES_V4 * SOURCE_NODE_FANOUT, 0);
 
 #[map]
 pub static DFW_RSRC_V6: LpmTrie<SourceKeyV6, u32> =

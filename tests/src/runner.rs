@@ -9,7 +9,7 @@ use dockfw::{
     bans::BanSet,
     compile::{CompileInput, CompiledPolicy, StatOwner, StatRegistry, compile},
     dataplane::{
-        Capacities, Dataplane, GenerationWriter, LoadOptions,
+        Capacities, Dataplane, GenerationWriter, LoadOptions, TrieUsage,
         counters::{StatCounters, Totals, read_global, read_stat},
         testrun::{Program, run},
     },
@@ -34,6 +34,9 @@ pub struct Harness {
     pub ifaces: BTreeMap<String, u32>,
     /// Global audit mode for the next `apply`.
     pub audit: bool,
+    /// Over every `apply` so far: ports whose IPv4 source table went to a
+    /// trie / to the level table, and the most nodes one generation used.
+    pub tries: TrieUsage,
 }
 
 impl Default for Harness {
@@ -71,6 +74,7 @@ impl Harness {
             compiled: CompiledPolicy::default(),
             ifaces: BTreeMap::new(),
             audit: false,
+            tries: TrieUsage::default(),
         }
     }
 
@@ -91,9 +95,13 @@ impl Harness {
         let compiled = compile(&input, &mut self.registry)
             .unwrap_or_else(|error| panic!("compiling the policy failed: {error}"));
         let fresh = self.registry.take_fresh();
-        self.writer
+        let applied = self
+            .writer
             .apply(&mut self.dataplane.maps, &compiled, &fresh)
             .unwrap_or_else(|error| panic!("writing the generation failed: {error}"));
+        self.tries.ports_in_tries += applied.tries.ports_in_tries;
+        self.tries.ports_in_levels += applied.tries.ports_in_levels;
+        self.tries.nodes = self.tries.nodes.max(applied.tries.nodes);
         self.compiled = compiled;
     }
 

@@ -27,7 +27,10 @@ use std::{
 };
 
 use dockfw::{
-    dataplane::testrun::{Program, run},
+    dataplane::{
+        Capacities, TrieUsage,
+        testrun::{Program, run},
+    },
     model::{Action, Per, Policy, PortSpec, Proto, Rate, RateLimit, Rule, RuleOrigin},
 };
 use dockfw_common::xdp_verdict;
@@ -162,7 +165,33 @@ fn fail(
 
 #[test]
 fn the_data_plane_agrees_with_the_reference_model() {
-    let mut harness = Harness::new();
+    fuzz(Harness::new(), DEFAULT_FRAMES);
+}
+
+/// The same with a node array of 8 IPv4 source-trie nodes: ports whose
+/// tables fit use the trie, the others the level table (hash lookups), both
+/// in one policy; every policy change moves ports between the two. Fixed
+/// runs only: a timed run (`DOCKFW_FUZZ_MINUTES`) goes to the test above.
+#[test]
+fn the_level_table_fallback_agrees_with_the_reference_model() {
+    if env_u64("DOCKFW_FUZZ_MINUTES").is_some() {
+        return;
+    }
+    let capacities = Capacities {
+        rule_source_nodes_v4: 8,
+        ..Capacities::default()
+    };
+    let tries = fuzz(Harness::with_capacities(capacities), DEFAULT_FRAMES / 2);
+    assert!(
+        tries.ports_in_tries > 0 && tries.ports_in_levels > 0,
+        "the cases must put some ports in tries and some in the level table: {tries:?}"
+    );
+}
+
+/// Runs random cases through `harness` until the frame budget
+/// (`DOCKFW_FUZZ_FRAMES`, else `default_frames`) or the time budget
+/// (`DOCKFW_FUZZ_MINUTES`) is spent. Returns where the source tables went.
+fn fuzz(mut harness: Harness, default_frames: u64) -> TrieUsage {
     let ingress = calibrate(&mut harness);
     let minutes = env_u64("DOCKFW_FUZZ_MINUTES");
     let (frame_budget, deadline, base_seed) = match minutes {
@@ -176,7 +205,7 @@ fn the_data_plane_agrees_with_the_reference_model() {
             }),
         ),
         None => (
-            env_u64("DOCKFW_FUZZ_FRAMES").unwrap_or(DEFAULT_FRAMES),
+            env_u64("DOCKFW_FUZZ_FRAMES").unwrap_or(default_frames),
             None,
             env_u64("DOCKFW_FUZZ_SEED").unwrap_or(DEFAULT_SEED),
         ),
@@ -196,9 +225,12 @@ fn the_data_plane_agrees_with_the_reference_model() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
-        "fuzz: {frames} frames (x2 programs) in {cases} cases, {elapsed:.1} s, {:.0} frames/s",
-        frames as f64 / elapsed
+        "fuzz: {frames} frames (x2 programs) in {cases} cases, {elapsed:.1} s, {:.0} frames/s; \
+         source tables {:?}",
+        frames as f64 / elapsed,
+        harness.tries
     );
+    harness.tries
 }
 
 /// A statistic id released by one policy and handed to a new rule by a

@@ -4,6 +4,7 @@
 
 pub mod sources;
 pub mod stats;
+pub mod trie;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -244,10 +244,19 @@ impl Engine {
         self.registry = registry;
         self.active_slot = applied.generation;
         self.applies += 1;
+        if applied.tries.ports_in_levels > 0 {
+            warn!(
+                ports = applied.tries.ports_in_levels,
+                nodes = applied.tries.nodes,
+                "IPv4 source tables of some ports did not fit the trie nodes and use the \
+                 slower level table; raise --max-source-trie-nodes"
+            );
+        }
         info!(
             generation = self.applies,
             ports = compiled.ports.len(),
             rules = policy.rules.len(),
+            source_trie_nodes = applied.tries.nodes,
             "policy activated"
         );
         self.policy = policy;

@@ -12,4 +12,4 @@ pub mod writer;
 
 pub use attach::{AttachError, AttachMode, Attachment, RequestedMode};
 pub use load::{Capacities, Dataplane, LoadError, LoadOptions, Maps};
-pub use writer::{Applied, GenerationWriter, Placement, WriteError};
+pub use writer::{Applied, GenerationWriter, Placement, TrieUsage, WriteError};

@@ -10,7 +10,10 @@ use dockfw_common::{
 use ipnet::IpNet;
 
 use super::{WriteError, map_error};
-use crate::dataplane::{Capacities, Maps};
+use crate::{
+    compile::trie::Node,
+    dataplane::{Capacities, Maps},
+};
 
 /// What a generation holds, so it can be cleared without scanning.
 #[derive(Clone, Default)]
@@ -20,6 +23,9 @@ pub(super) struct Contents {
     pub(super) sources_v4: Vec<SourceKeyV4>,
     pub(super) sources_v6: Vec<Key<SourceKeyV6>>,
     pub(super) iface_masks: Vec<IfaceMaskKey>,
+    /// The IPv4 source-trie nodes written (`None`: unknown, e.g. after
+    /// re-adopting pins; an array holds no "absent", so nothing is cleared).
+    pub(super) nodes_v4: Option<Vec<Node>>,
 }
 
 impl Contents {

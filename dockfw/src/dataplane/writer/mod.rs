@@ -85,6 +85,18 @@ pub struct Placement {
     pub rule_base: u32,
 }
 
+/// Where the ports' IPv4 source tables went.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrieUsage {
+    /// Ports whose table is a trie of array nodes (array lookups only).
+    pub ports_in_tries: usize,
+    /// Ports whose table did not fit the node array and went to the level
+    /// table (one to four hash lookups per packet from a listed source).
+    pub ports_in_levels: usize,
+    /// Nodes the generation uses.
+    pub nodes: usize,
+}
+
 /// The result of an update.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
@@ -92,6 +104,8 @@ pub struct Applied {
     pub generation: u32,
     /// Where each port went, in compiled order.
     pub placements: Vec<Placement>,
+    /// Where the IPv4 source tables went.
+    pub tries: TrieUsage,
 }
 
 /// Writes generations. One per data plane; the daemon is the only writer.
@@ -146,17 +160,17 @@ impl GenerationWriter {
         let old = self.contents[next as usize].take().unwrap_or_default();
         clear(maps, &old)?;
         zero_stats(maps, fresh_stats)?;
-        let (contents, placements) = plan.write(maps, compiled, next)?;
-        self.contents[next as usize] = Some(contents);
+        let (contents, placements) = plan.write(maps, compiled, next, old.nodes_v4.as_deref())?;
 
         // The source hints and summary cover both generations' entries while
         // either may be in use.
         let mut hints = LevelHints::default();
         let mut v6 = PrefixSummary::default();
+        for key in &contents.sources_v4 {
+            hints.add(key.level, key.addr.into());
+        }
+        self.contents[next as usize] = Some(contents);
         for port in &compiled.ports {
-            for entry in &port.levels_v4 {
-                hints.add(entry.level, entry.addr);
-            }
             for (net, _) in &port.sources.prefixes {
                 if matches!(net, ipnet::IpNet::V6(_)) {
                     v6.add(net);
@@ -189,6 +203,7 @@ impl GenerationWriter {
         Ok(Applied {
             generation: next,
             placements,
+            tries: plan.trie_usage(compiled),
         })
     }
 }

@@ -5,20 +5,28 @@ use std::collections::BTreeMap;
 
 use aya::maps::lpm_trie::Key;
 use dockfw_common::{
-    IfaceMaskKey, PORT_INDEX_SPECIFIC, RuleAction, SourceKeyV4, SourceKeyV6, generation_base,
-    port_index,
+    IfaceMaskKey, PORT_INDEX_SPECIFIC, RuleAction, SOURCE_NODE_FANOUT, SourceKeyV4, SourceKeyV6,
+    generation_base, port_flag, port_index,
 };
 use ipnet::IpNet;
 
-use super::{Placement, WriteError, contents::Contents, map_error, port_key, raw_port};
+use super::{Placement, TrieUsage, WriteError, contents::Contents, map_error, port_key, raw_port};
+use crate::compile::trie::Node;
 use crate::{
-    compile::CompiledPolicy,
+    compile::{CompiledPolicy, trie::NodePool},
     dataplane::{Capacities, Maps},
 };
 
 /// The entries a compiled policy needs, placed in a generation.
 pub(super) struct Plan {
     placements: Vec<Placement>,
+    /// Per port, the root of its IPv4 source trie (0: the port uses the
+    /// level table, or has no source condition).
+    roots: Vec<u32>,
+    /// The generation's trie nodes.
+    nodes: NodePool,
+    /// Entries of the roots array.
+    roots_capacity: u32,
     port_addrs: usize,
     sources_v4: usize,
     sources_v6: usize,
@@ -33,6 +41,9 @@ impl Plan {
         let mut rule_base = generation_base(capacities.rules, generation);
         let mut plan = Self {
             placements: Vec::with_capacity(compiled.ports.len()),
+            roots: Vec::with_capacity(compiled.ports.len()),
+            nodes: NodePool::for_generation(capacities.rule_source_nodes_v4, generation),
+            roots_capacity: capacities.rule_source_roots_v4,
             port_addrs: 0,
             sources_v4: 0,
             sources_v6: 0,
@@ -48,7 +59,19 @@ impl Plan {
             rule_base += port.rules.len() as u32;
             plan.rules += port.rules.len();
             plan.port_addrs += usize::from(port.port.key.addr.is_some());
-            plan.sources_v4 += port.levels_v4.len();
+            // Source tables go into the trie while its nodes last; the
+            // level table (hash lookups) takes the rest.
+            let root = if port.policy.flags & port_flag::HAS_SOURCE_RULES != 0
+                && slot < capacities.rule_source_roots_v4
+            {
+                plan.nodes.add(&port.sources)
+            } else {
+                None
+            };
+            plan.roots.push(root.unwrap_or(0));
+            if root.is_none() {
+                plan.sources_v4 += port.levels_v4.len();
+            }
             plan.sources_v6 += port
                 .sources
                 .prefixes
@@ -58,6 +81,25 @@ impl Plan {
             plan.iface_masks += port.iface_masks.len();
         }
         plan
+    }
+
+    /// How the IPv4 source tables were placed.
+    pub(super) fn trie_usage(&self, compiled: &CompiledPolicy) -> TrieUsage {
+        let mut usage = TrieUsage {
+            nodes: self.nodes.nodes().len(),
+            ..TrieUsage::default()
+        };
+        for (port, root) in compiled.ports.iter().zip(&self.roots) {
+            if port.policy.flags & port_flag::HAS_SOURCE_RULES == 0 {
+                continue;
+            }
+            if *root == 0 {
+                usage.ports_in_levels += 1;
+            } else {
+                usage.ports_in_tries += 1;
+            }
+        }
+        usage
     }
 
     pub(super) fn check(
@@ -139,17 +181,43 @@ impl Plan {
         Ok(())
     }
 
+    /// Writes the trie nodes: every entry, or only those that differ from
+    /// what the generation's nodes held before (`previous`, when known).
+    fn write_nodes(&self, maps: &mut Maps, previous: Option<&[Node]>) -> Result<(), WriteError> {
+        let first = self.nodes.first();
+        for (offset, node) in self.nodes.nodes().iter().enumerate() {
+            let old = previous.and_then(|nodes| nodes.get(offset));
+            let base = (first + offset as u32) * SOURCE_NODE_FANOUT;
+            for (entry, value) in node.iter().enumerate() {
+                if old.is_some_and(|old| old[entry] == *value) {
+                    continue;
+                }
+                maps.rule_source_nodes_v4
+                    .set(base + entry as u32, *value, 0)
+                    .map_err(map_error(dockfw_common::RULE_SOURCE_NODES_V4_MAP))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the generation; `previous_nodes` are the trie nodes it held
+    /// (`None`: unknown).
     pub(super) fn write(
         &self,
         maps: &mut Maps,
         compiled: &CompiledPolicy,
         generation: u32,
+        previous_nodes: Option<&[Node]>,
     ) -> Result<(Contents, Vec<Placement>), WriteError> {
         let mut contents = Contents::default();
+        self.write_nodes(maps, previous_nodes)?;
+        contents.nodes_v4 = Some(self.nodes.nodes().to_vec());
         // Port index values, computed first: a wildcard binding's slot plus
         // the "look up the specific address first" flag.
         let mut index_values: BTreeMap<u32, u32> = BTreeMap::new();
-        for (port, placement) in compiled.ports.iter().zip(&self.placements) {
+        for ((port, placement), root) in
+            compiled.ports.iter().zip(&self.placements).zip(&self.roots)
+        {
             let key = port.port.key;
             let mut policy = port.policy;
             policy.rule_base = placement.rule_base;
@@ -180,7 +248,19 @@ impl Plan {
                     contents.port_addrs.push(port_key);
                 }
             }
-            for entry in &port.levels_v4 {
+            // A root for every port placed (0 included): the slot may have
+            // held another port's root before.
+            if placement.slot < self.roots_capacity {
+                maps.rule_source_roots_v4
+                    .set(placement.slot, *root, 0)
+                    .map_err(map_error(dockfw_common::RULE_SOURCE_ROOTS_V4_MAP))?;
+            }
+            let levels = if *root == 0 {
+                port.levels_v4.as_slice()
+            } else {
+                &[]
+            };
+            for entry in levels {
                 let level_key = SourceKeyV4 {
                     slot: placement.slot,
                     addr: entry.addr.octets(),

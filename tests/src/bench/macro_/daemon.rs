@@ -34,6 +34,7 @@ fn capacity_args() -> CapacityArgs {
         max_rules: capacity::RULES / 2,
         max_bans: capacity::BANS_V4,
         max_rule_sources: capacity::RULE_SOURCES_V4,
+        max_source_trie_nodes: capacity::RULE_SOURCE_NODES_V4,
         max_rate_sources: capacity::RATE_SOURCES,
         max_stats: capacity::STATS,
     }
@@ -122,6 +123,7 @@ impl DockfwDaemon {
             ("--max-rules", capacities.max_rules),
             ("--max-bans", capacities.max_bans),
             ("--max-rule-sources", capacities.max_rule_sources),
+            ("--max-source-trie-nodes", capacities.max_source_trie_nodes),
             ("--max-rate-sources", capacities.max_rate_sources),
             ("--max-stats", capacities.max_stats),
         ];
