@@ -75,10 +75,10 @@ pub const SUMMARY_WORDS: u32 = 1 << 18;
 /// covering that /24 (zero: no rule lists this source).
 pub const SOURCE_HINT_WORDS_V4: u32 = 1 << 20;
 
-/// Entries per IPv4 source-trie node: one per value of an address byte.
+/// Entries per source-trie node: one per value of an address byte.
 pub const SOURCE_NODE_FANOUT: u32 = 256;
 
-/// Entries of the IPv4 source-trie nodes ([`crate::RULE_SOURCE_NODES_V4_MAP`]):
+/// Entries of the source-trie nodes ([`crate::RULE_SOURCE_NODES_MAP`]):
 /// a leaf holds the rule bitmap of the addresses below it, an inner entry
 /// the index of the node for the next address byte. Node 0 is never used
 /// (generation 0's half starts at 1), so a zero child means "leaf".

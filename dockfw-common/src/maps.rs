@@ -44,17 +44,17 @@ pub const RULE_SOURCE_SUMMARY_V6_MAP: &str = "DFW_RSUM_V6";
 /// prefixes expanded to /8, /16, /24 and /32 levels (see
 /// [`crate::SourceKeyV4`]).
 pub const RULE_SOURCES_V4_MAP: &str = "DFW_RSRC4_LVL";
-/// `Array<u32>`: per policy index, the root node of the port's IPv4 source
-/// trie in [`RULE_SOURCE_NODES_V4_MAP`] (0 = the port's table is in
-/// [`RULE_SOURCES_V4_MAP`] instead).
-pub const RULE_SOURCE_ROOTS_V4_MAP: &str = "DFW_RSRC4_ROOT";
-/// `Array<u64>`: the IPv4 source tries' nodes, [`crate::SOURCE_NODE_FANOUT`]
+/// `Array<u32>`: per policy index, the root node of the port's source trie
+/// in [`RULE_SOURCE_NODES_MAP`] (0 = the port's table is in
+/// [`RULE_SOURCES_V4_MAP`] or [`RULE_SOURCES_V6_MAP`] instead).
+pub const RULE_SOURCE_ROOTS_MAP: &str = "DFW_RSRC_ROOT";
+/// `Array<u64>`: the source tries' nodes, [`crate::SOURCE_NODE_FANOUT`]
 /// entries each (see [`crate::source_node`]): per port, the longest-prefix
-/// match over its rules' source prefixes in at most four inlined array
-/// lookups, one per byte of the address. Nodes are shared between ports
+/// match over its rules' source prefixes in inlined array lookups, one per
+/// byte of the address (at most 4 for IPv4, 16 for IPv6). Nodes are shared between ports
 /// (identical subtrees are stored once) and split between the two
 /// generations like the policies.
-pub const RULE_SOURCE_NODES_V4_MAP: &str = "DFW_RSRC4_NODE";
+pub const RULE_SOURCE_NODES_MAP: &str = "DFW_RSRC_NODE";
 /// `LpmTrie<SourceKeyV6, u32>`: per-slot rule bitmaps by IPv6 source prefix.
 pub const RULE_SOURCES_V6_MAP: &str = "DFW_RSRC_V6";
 /// `HashMap<IfaceMaskKey, u32>`: per-(policy, ingress ifindex) mask of rules
@@ -100,8 +100,8 @@ pub const PINNED_MAPS: &[&str] = &[
     RULE_SOURCE_SUMMARY_V4_MAP,
     RULE_SOURCE_SUMMARY_V6_MAP,
     RULE_SOURCES_V4_MAP,
-    RULE_SOURCE_ROOTS_V4_MAP,
-    RULE_SOURCE_NODES_V4_MAP,
+    RULE_SOURCE_ROOTS_MAP,
+    RULE_SOURCE_NODES_MAP,
     RULE_SOURCES_V6_MAP,
     IFACE_MASKS_MAP,
     RATE_SOURCES_MAP,
@@ -132,10 +132,10 @@ pub mod capacity {
     /// Entries of the IPv4 source table (prefixes expanded to /8, /16, /24,
     /// /32 levels: up to 128 per prefix), both generations together.
     pub const RULE_SOURCES_V4: u32 = 1_048_576;
-    /// Nodes of the IPv4 source tries (2 KiB each), both generations
-    /// together; ports whose tries do not fit use the level table
-    /// ([`crate::RULE_SOURCES_V4_MAP`]).
-    pub const RULE_SOURCE_NODES_V4: u32 = 4_096;
+    /// Nodes of the source tries (2 KiB each), both generations together;
+    /// ports whose tries do not fit use [`crate::RULE_SOURCES_V4_MAP`] or
+    /// [`crate::RULE_SOURCES_V6_MAP`].
+    pub const RULE_SOURCE_NODES: u32 = 4_096;
     /// Source prefixes of rules, both generations together, IPv6.
     pub const RULE_SOURCES_V6: u32 = 65_536;
     /// Interface masks, both generations together.

@@ -63,11 +63,11 @@ pub static DFW_RSRC4_LVL: HashMap<SourceKeyV4, u32> =
     HashMap::with_max_entries(capacity::RULE_SOURCES_V4, NO_PREALLOC);
 
 #[map]
-pub static DFW_RSRC4_ROOT: Array<u32> = Array::with_max_entries(capacity::POLICIES, 0);
+pub static DFW_RSRC_ROOT: Array<u32> = Array::with_max_entries(capacity::POLICIES, 0);
 
 #[map]
-pub static DFW_RSRC4_NODE: Array<u64> =
-    Array::with_max_entries(capacity::RULE_SOURCE_NODES_V4 * SOURCE_NODE_FANOUT, 0);
+pub static DFW_RSRC_NODE: Array<u64> =
+    Array::with_max_entries(capacity::RULE_SOURCE_NODES * SOURCE_NODE_FANOUT, 0);
 
 #[map]
 pub static DFW_RSRC_V6: LpmTrie<SourceKeyV6, u32> =

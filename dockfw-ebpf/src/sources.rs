@@ -1,14 +1,15 @@
 //! The source dimension of a port's rules: the bitmap of rules whose source
-//! condition holds. IPv4: the port's trie of 256-way array nodes, one
-//! inlined array lookup per address byte down to the first leaf (at most
-//! four, no call, flat in the number of prefixes and ports). Ports whose
-//! trie did not fit the node array use the level table instead: at most four
-//! hash lookups, /32, /24, /16, /8, in a table where each port's prefixes are
-//! expanded to those levels (first hit wins; only the levels the port has
-//! are looked at). IPv6: one LPM lookup keyed by (policy index, source). A summary bitmap
-//! over every stored prefix of every port (one bit per IPv4 /24, per hashed
-//! IPv6 /32) skips all of it for the usual flood source that no rule lists:
-//! those get the port's default bitmap.
+//! condition holds. Usually the port's trie of 256-way array nodes: one
+//! inlined array lookup per address byte down to the first leaf (at most 4
+//! for IPv4, 16 for IPv6; no call; flat in the number of prefixes and
+//! ports). Ports whose trie did not fit the node array use the older
+//! tables. IPv4: at most four hash lookups, /32, /24, /16, /8, in a table
+//! where each port's prefixes are expanded to those levels (first hit wins;
+//! only the levels the port has are looked at). IPv6: one LPM lookup keyed
+//! by (policy index, source). For those, a summary bitmap over every stored
+//! prefix of every such port (one bit per IPv4 /24, per hashed IPv6 /32)
+//! skips all of it for the usual flood source that no rule lists: those get
+//! the port's default bitmap.
 
 use aya_ebpf::maps::lpm_trie::Key;
 use dockfw_common::{
@@ -19,7 +20,7 @@ use dockfw_common::{
 use crate::{
     bans::bucket_set,
     classify::address_bytes,
-    maps::{DFW_RSRC_V6, DFW_RSRC4_LVL, DFW_RSRC4_NODE, DFW_RSRC4_ROOT, DFW_RSUM_V4, DFW_RSUM_V6},
+    maps::{DFW_RSRC_NODE, DFW_RSRC_ROOT, DFW_RSRC_V6, DFW_RSRC4_LVL, DFW_RSUM_V4, DFW_RSUM_V6},
     parse::Packet,
 };
 
@@ -43,17 +44,21 @@ fn level_hint_v4(source: u32) -> u32 {
     }
 }
 
-/// The leaf of the port's IPv4 source trie rooted at `root` for `source`
-/// (host order). A missing node, which cannot happen with what user space
+/// The leaf of the port's source trie rooted at `root` for the address
+/// `bytes` (network order), of which the first `depth` count (4 for IPv4,
+/// 16 for IPv6). A missing node, which cannot happen with what user space
 /// writes, gives `default`.
 #[inline(always)]
-fn trie_v4(root: u32, source: u32, default: u32) -> u32 {
+fn trie(root: u32, bytes: &[u8; 16], depth: usize, default: u32) -> u32 {
     let mut node = root;
-    for shift in [24u32, 16, 8, 0] {
+    for (level, byte) in bytes.iter().enumerate() {
+        if level == depth {
+            break;
+        }
         let index = node
             .wrapping_mul(SOURCE_NODE_FANOUT)
-            .wrapping_add((source >> shift) & (SOURCE_NODE_FANOUT - 1));
-        let Some(entry) = DFW_RSRC4_NODE.get(index) else {
+            .wrapping_add(u32::from(*byte));
+        let Some(entry) = DFW_RSRC_NODE.get(index) else {
             return default;
         };
         let entry = *entry;
@@ -70,15 +75,17 @@ fn trie_v4(root: u32, source: u32, default: u32) -> u32 {
 #[inline(always)]
 pub fn source_bits(packet: &Packet, policy: &PortPolicy, slot: u32, config_flags: u32) -> u32 {
     let default = policy.default_bits;
-    if packet.family == family::V4 {
+    let v4 = packet.family == family::V4;
+    let root = match DFW_RSRC_ROOT.get(slot) {
+        Some(root) => *root,
+        None => 0,
+    };
+    if root != 0 {
+        let depth = if v4 { 4 } else { 16 };
+        return trie(root, &address_bytes(packet.src), depth, default);
+    }
+    if v4 {
         let source = u32::from_be(packet.src[0]);
-        let root = match DFW_RSRC4_ROOT.get(slot) {
-            Some(root) => *root,
-            None => 0,
-        };
-        if root != 0 {
-            return trie_v4(root, source, default);
-        }
         let levels = policy.source_levels_v4 & level_hint_v4(source);
         // Longest level first; each is one hash lookup.
         for (bit, level) in [

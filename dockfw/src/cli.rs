@@ -266,14 +266,15 @@ pub struct CapacityArgs {
     /// Rule source prefixes per family (both generations).
     #[arg(long, value_name = "N", default_value_t = dockfw_common::capacity::RULE_SOURCES_V4)]
     pub max_rule_sources: u32,
-    /// Nodes of the IPv4 rule-source tries, both generations (2 KiB each,
-    /// allocated up front). Ports with identical source sets share one trie;
-    /// a port whose trie does not fit uses the level table instead (one to
-    /// four hash lookups per packet instead of array lookups; logged).
+    /// Nodes of the rule-source tries, both generations (2 KiB each,
+    /// allocated up front; an IPv4 /32 needs up to 3 new nodes, an IPv6 /64
+    /// up to 7). Ports with identical source sets share one trie; a port
+    /// whose trie does not fit uses hash (IPv4) or LPM-trie (IPv6) lookups
+    /// instead of array lookups (slower; logged).
     #[arg(
         long,
         value_name = "N",
-        default_value_t = dockfw_common::capacity::RULE_SOURCE_NODES_V4,
+        default_value_t = dockfw_common::capacity::RULE_SOURCE_NODES,
         value_parser = clap::value_parser!(u32).range(2..=65_536)
     )]
     pub max_source_trie_nodes: u32,
@@ -296,7 +297,7 @@ impl CapacityArgs {
             bans_v6: self.max_bans,
             rule_sources_v4: self.max_rule_sources,
             rule_sources_v6: self.max_rule_sources,
-            rule_source_nodes_v4: self.max_source_trie_nodes,
+            rule_source_nodes: self.max_source_trie_nodes,
             rate_sources: self.max_rate_sources,
             stats: self.max_stats,
             ..Capacities::default()

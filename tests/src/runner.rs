@@ -34,8 +34,9 @@ pub struct Harness {
     pub ifaces: BTreeMap<String, u32>,
     /// Global audit mode for the next `apply`.
     pub audit: bool,
-    /// Over every `apply` so far: ports whose IPv4 source table went to a
-    /// trie / to the level table, and the most nodes one generation used.
+    /// Over every `apply` so far: ports whose source table went to a
+    /// trie / to the hash and LPM tables, and the most nodes one generation
+    /// used.
     pub tries: TrieUsage,
 }
 

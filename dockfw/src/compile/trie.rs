@@ -1,7 +1,8 @@
-//! IPv4 source tries: a port's source table (longest-prefix match over its
-//! rules' prefixes, see [`super::sources`]) as 256-way nodes, one per address
-//! byte, so the data plane answers with at most four inlined array lookups
-//! instead of hash lookups.
+//! Source tries: a port's source table for one family (longest-prefix match
+//! over its rules' prefixes, see [`super::sources`]) as 256-way nodes, one
+//! per address byte, so the data plane answers with inlined array lookups
+//! (at most 4 for IPv4, 16 for IPv6, and only as deep as the port's longest
+//! prefix there) instead of hash or LPM-trie lookups.
 //!
 //! Each node has [`SOURCE_NODE_FANOUT`] entries; an entry is either a leaf
 //! holding the rule bitmap of every address below it, or the index of the
@@ -9,8 +10,9 @@
 //! multiple of 8 fills every entry it covers in the node of its last byte
 //! (controlled prefix expansion); a longer prefix nested in it overwrites
 //! the entries it covers. Identical nodes are stored once, across all ports
-//! of a generation, so ports with the same source sets share one trie and a
-//! subtree that only repeats its parent's bitmap collapses into a leaf.
+//! and both families of a generation, so ports with the same source sets
+//! share one trie and a subtree that only repeats its parent's bitmap
+//! collapses into a leaf.
 
 use std::collections::HashMap;
 
@@ -18,6 +20,7 @@ use dockfw_common::{SOURCE_NODE_FANOUT, source_node};
 use ipnet::IpNet;
 
 use super::sources::SourceTable;
+use crate::model::Family;
 
 const FANOUT: usize = SOURCE_NODE_FANOUT as usize;
 
@@ -33,8 +36,8 @@ pub struct NodePool {
     index: HashMap<Box<Node>, u32>,
 }
 
-/// A prefix as (address, length, bitmap).
-type Prefix = (u32, u8, u32);
+/// A prefix as (address aligned to the left of 128 bits, length, bitmap).
+type Prefix = (u128, u8, u32);
 
 impl NodePool {
     /// A pool that hands out node indices from `first` (at least 1: node 0
@@ -65,15 +68,22 @@ impl NodePool {
         &self.nodes
     }
 
-    /// Adds the trie of `table`'s IPv4 prefixes and returns its root node,
-    /// or `None` (and adds nothing) when its new nodes do not fit.
-    pub fn add(&mut self, table: &SourceTable) -> Option<u32> {
+    /// Adds the trie of `table`'s prefixes of `family` and returns its root
+    /// node, or `None` (and adds nothing) when its new nodes do not fit.
+    pub fn add(&mut self, table: &SourceTable, family: Family) -> Option<u32> {
         let mut prefixes: Vec<Prefix> = table
             .prefixes
             .iter()
-            .filter_map(|(net, bits)| match net {
-                IpNet::V4(net) => Some((u32::from(net.network()), net.prefix_len(), *bits)),
-                IpNet::V6(_) => None,
+            .filter_map(|(net, bits)| match (net, family) {
+                (IpNet::V4(net), Family::V4) => Some((
+                    u128::from(u32::from(net.network())) << 96,
+                    net.prefix_len(),
+                    *bits,
+                )),
+                (IpNet::V6(net), Family::V6) => {
+                    Some((u128::from(net.network()), net.prefix_len(), *bits))
+                }
+                _ => None,
             })
             .collect();
         // Shorter first: a nested longer prefix overwrites what it covers.
@@ -101,8 +111,8 @@ impl NodePool {
     fn entries(&mut self, prefixes: &[Prefix], depth: u32, inherited: u32) -> Box<Node> {
         let mut entries: Box<Node> = Box::new([source_node::leaf(inherited); FANOUT]);
         let end = 8 * (depth + 1);
-        let shift = 24 - 8 * depth;
-        let byte = |addr: u32| ((addr >> shift) & 0xff) as usize;
+        let shift = 120 - 8 * depth;
+        let byte = |addr: u128| ((addr >> shift) & 0xff) as usize;
         let mut deeper: Vec<Vec<Prefix>> = vec![Vec::new(); FANOUT];
         for &(addr, len, bits) in prefixes {
             if u32::from(len) <= end {
@@ -142,12 +152,15 @@ impl NodePool {
     }
 
     /// The bitmap the data plane's walk gives for `addr` from `root`.
-    pub fn lookup(&self, root: u32, addr: std::net::Ipv4Addr) -> Option<u32> {
-        let addr = u32::from(addr);
+    pub fn lookup(&self, root: u32, addr: std::net::IpAddr) -> Option<u32> {
+        let bytes = match addr {
+            std::net::IpAddr::V4(addr) => addr.octets().to_vec(),
+            std::net::IpAddr::V6(addr) => addr.octets().to_vec(),
+        };
         let mut node = root;
-        for shift in [24u32, 16, 8, 0] {
+        for byte in bytes {
             let entries = self.nodes.get(node.checked_sub(self.first)? as usize)?;
-            let entry = entries[((addr >> shift) & 0xff) as usize];
+            let entry = entries[usize::from(byte)];
             node = source_node::child_of(entry);
             if node == 0 {
                 return Some(source_node::bits_of(entry));
@@ -159,7 +172,7 @@ impl NodePool {
 
 #[cfg(test)]
 mod tests {
-    use std::net::{IpAddr, Ipv4Addr};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     use super::*;
     use crate::compile::sources::lookup;
@@ -174,37 +187,65 @@ mod tests {
         }
     }
 
-    /// Every probe gets what the longest-prefix reference gives.
-    fn agrees(pool: &NodePool, root: u32, table: &SourceTable, probes: &[Ipv4Addr]) {
-        for probe in probes {
+    fn family(addr: &IpAddr) -> Family {
+        Family::of(addr)
+    }
+
+    /// Every probe of `family` gets what the longest-prefix reference gives.
+    fn agrees(pool: &NodePool, root: u32, table: &SourceTable, probes: &[IpAddr], of: Family) {
+        for probe in probes.iter().filter(|probe| family(probe) == of) {
             assert_eq!(
                 pool.lookup(root, *probe),
-                Some(lookup(table, &IpAddr::V4(*probe))),
+                Some(lookup(table, probe)),
                 "source {probe}, table {table:?}"
             );
         }
     }
 
     /// Addresses at and around every prefix boundary of `table`.
-    fn edges(table: &SourceTable) -> Vec<Ipv4Addr> {
-        let mut probes = vec![Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST];
+    fn edges(table: &SourceTable) -> Vec<IpAddr> {
+        let mut probes = vec![
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V4(Ipv4Addr::BROADCAST),
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            IpAddr::V6(Ipv6Addr::from(u128::MAX)),
+        ];
         for (net, _) in &table.prefixes {
-            if let IpNet::V4(net) = net {
-                let low = u32::from(net.network());
-                let high = u32::from(net.broadcast());
-                for addr in [
-                    low.wrapping_sub(1),
-                    low,
-                    low.wrapping_add(1),
-                    high.wrapping_sub(1),
-                    high,
-                    high.wrapping_add(1),
-                ] {
-                    probes.push(addr.into());
+            match net {
+                IpNet::V4(net) => {
+                    let low = u32::from(net.network());
+                    let high = u32::from(net.broadcast());
+                    for addr in [low.wrapping_sub(1), low, low + 1, high - 1, high]
+                        .into_iter()
+                        .chain([high.wrapping_add(1)])
+                    {
+                        probes.push(IpAddr::V4(addr.into()));
+                    }
+                }
+                IpNet::V6(net) => {
+                    let low = u128::from(net.network());
+                    let high = u128::from(net.broadcast());
+                    for addr in [
+                        low.wrapping_sub(1),
+                        low,
+                        low.wrapping_add(1),
+                        high.wrapping_sub(1),
+                        high,
+                        high.wrapping_add(1),
+                    ] {
+                        probes.push(IpAddr::V6(addr.into()));
+                    }
                 }
             }
         }
         probes
+    }
+
+    fn both(pool: &mut NodePool, table: &SourceTable, probes: &[IpAddr]) {
+        for of in [Family::V4, Family::V6] {
+            let root = pool.add(table, of).unwrap();
+            agrees(pool, root, table, probes, of);
+        }
     }
 
     #[test]
@@ -221,11 +262,16 @@ mod tests {
                 ("10.1.2.200/32", 0b1000_0000),
                 ("10.1.3.7/31", 0),
                 ("192.168.0.0/16", 0b1),
+                ("2001:db8::/32", 0b10),
+                ("2001:db8:1::/48", 0b100),
+                ("2001:db8:1:2::/63", 0b1000),
+                ("2001:db8:1:2::7/128", 0),
+                ("2001:db8:1:2::/127", 0b1_0000),
+                ("fe80::/10", 0b10_0000),
             ],
         );
-        let mut pool = NodePool::new(1, 100);
-        let root = pool.add(&table).unwrap();
-        agrees(&pool, root, &table, &edges(&table));
+        let mut pool = NodePool::new(1, 1000);
+        both(&mut pool, &table, &edges(&table));
     }
 
     #[test]
@@ -240,12 +286,20 @@ mod tests {
         for _ in 0..200 {
             let count = (next() % 40) as usize;
             let mut prefixes = Vec::new();
-            // Prefixes clustered in a few /8s so they nest.
+            // Prefixes clustered in a few /8s (IPv4) and /16s (IPv6) so
+            // they nest.
             for _ in 0..count {
                 let addr = ((next() % 4) as u32) << 24 | (next() as u32 & 0x00ff_ffff);
                 let len = (next() % 33) as u8;
                 let net = ipnet::Ipv4Net::new(addr.into(), len).unwrap().trunc();
                 prefixes.push((IpNet::V4(net), next() as u32));
+                let high = (0x2001u128 + u128::from(next() % 3)) << 112;
+                let low = (u128::from(next()) << 64 | u128::from(next())) >> 16;
+                let len = (next() % 129) as u8;
+                let net = ipnet::Ipv6Net::new((high | low).into(), len)
+                    .unwrap()
+                    .trunc();
+                prefixes.push((IpNet::V6(net), next() as u32));
             }
             prefixes.sort();
             prefixes.dedup_by_key(|(net, _)| *net);
@@ -253,13 +307,16 @@ mod tests {
                 default_bits: next() as u32,
                 prefixes,
             };
-            let mut pool = NodePool::new(1, 10_000);
-            let root = pool.add(&table).unwrap();
             let mut probes = edges(&table);
-            probes.extend((0..200).map(|_| {
-                Ipv4Addr::from(((next() % 5) as u32) << 24 | (next() as u32 & 0x00ff_ffff))
-            }));
-            agrees(&pool, root, &table, &probes);
+            for _ in 0..200 {
+                let v4 = ((next() % 5) as u32) << 24 | (next() as u32 & 0x00ff_ffff);
+                probes.push(IpAddr::V4(v4.into()));
+                let high = (0x2001u128 + u128::from(next() % 4)) << 112;
+                let low = (u128::from(next()) << 64 | u128::from(next())) >> 16;
+                probes.push(IpAddr::V6((high | low).into()));
+            }
+            let mut pool = NodePool::new(1, 100_000);
+            both(&mut pool, &table, &probes);
         }
     }
 
@@ -267,9 +324,9 @@ mod tests {
     fn identical_tables_share_their_nodes() {
         let shared = table(0, &[("10.1.2.3/32", 1), ("172.16.0.0/12", 2)]);
         let mut pool = NodePool::new(1, 100);
-        let first = pool.add(&shared).unwrap();
+        let first = pool.add(&shared, Family::V4).unwrap();
         let used = pool.nodes().len();
-        assert_eq!(pool.add(&shared), Some(first));
+        assert_eq!(pool.add(&shared, Family::V4), Some(first));
         assert_eq!(
             pool.nodes().len(),
             used,
@@ -280,9 +337,9 @@ mod tests {
         assert_eq!(used, 5);
         // Equal subtrees under different bytes are stored once too.
         let twins = table(0, &[("10.1.2.3/32", 1), ("11.1.2.3/32", 1)]);
-        let root = pool.add(&twins).unwrap();
+        let root = pool.add(&twins, Family::V4).unwrap();
         assert_eq!(pool.nodes().len(), used + 1, "only the new root");
-        agrees(&pool, root, &twins, &edges(&twins));
+        agrees(&pool, root, &twins, &edges(&twins), Family::V4);
     }
 
     #[test]
@@ -291,11 +348,15 @@ mod tests {
         let small = table(0, &[("10.0.0.0/8", 1)]);
         // Room for four nodes: the big table needs seven.
         let mut pool = NodePool::new(1, 5);
-        assert_eq!(pool.add(&big), None);
+        assert_eq!(pool.add(&big, Family::V4), None);
         assert!(pool.nodes().is_empty());
-        let root = pool.add(&small).unwrap();
+        let root = pool.add(&small, Family::V4).unwrap();
         assert_eq!(pool.nodes().len(), 1);
-        agrees(&pool, root, &small, &edges(&small));
+        agrees(&pool, root, &small, &edges(&small), Family::V4);
+        // An IPv6 /64 needs a node per byte: eight.
+        let v6 = table(0, &[("2001:db8:1:2::/64", 1)]);
+        assert_eq!(pool.add(&v6, Family::V6), None);
+        assert_eq!(pool.nodes().len(), 1);
     }
 
     #[test]
@@ -303,8 +364,8 @@ mod tests {
         let table = table(0, &[("10.0.0.0/8", 1)]);
         let mut low = NodePool::for_generation(64, 0);
         let mut high = NodePool::for_generation(64, 1);
-        assert_eq!(low.add(&table), Some(1));
-        assert_eq!(high.add(&table), Some(32));
+        assert_eq!(low.add(&table, Family::V4), Some(1));
+        assert_eq!(high.add(&table, Family::V4), Some(32));
         // Generation 0 holds nodes 1..32: 31 of them.
         let mut full = NodePool::for_generation(64, 0);
         for index in 0..31u32 {
@@ -315,8 +376,8 @@ mod tests {
                     index + 1,
                 )],
             };
-            assert!(full.add(&one).is_some(), "node {index}");
+            assert!(full.add(&one, Family::V4).is_some(), "node {index}");
         }
-        assert_eq!(full.add(&table), None);
+        assert_eq!(full.add(&table, Family::V4), None);
     }
 }

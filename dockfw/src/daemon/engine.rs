@@ -248,8 +248,8 @@ impl Engine {
             warn!(
                 ports = applied.tries.ports_in_levels,
                 nodes = applied.tries.nodes,
-                "IPv4 source tables of some ports did not fit the trie nodes and use the \
-                 slower level table; raise --max-source-trie-nodes"
+                "the source tables of some ports did not fit the trie nodes and use the \
+                 slower hash/LPM tables; raise --max-source-trie-nodes"
             );
         }
         info!(

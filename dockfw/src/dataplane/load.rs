@@ -17,10 +17,10 @@ use dockfw_common::{
     CONFIG_MAP, Config, Counter, EVENT_BUDGET_MAP, EVENTS_MAP, FRAGS_MAP, FragKey, FragValue,
     GLOBAL_STATS_MAP, IFACE_MASKS_MAP, IfaceMaskKey, OUTCOMES_PER_STAT, PINNED_MAPS, POLICIES_MAP,
     PORT_ADDRS_MAP, PORT_INDEX_MAP, PROG_TC, PROG_XDP, PortKey, PortPolicy, RATE_AGGREGATE_MAP,
-    RATE_SOURCES_MAP, RULE_SOURCE_NODES_V4_MAP, RULE_SOURCE_ROOTS_V4_MAP,
-    RULE_SOURCE_SUMMARY_V4_MAP, RULE_SOURCE_SUMMARY_V6_MAP, RULE_SOURCES_V4_MAP,
-    RULE_SOURCES_V6_MAP, RULES_MAP, RateKey, RuleAction, SOURCE_NODE_FANOUT, STATS_MAP,
-    SourceKeyV4, SourceKeyV6, TRACE_MAP, TRACE_MODE_GLOBAL, TraceRecord, capacity,
+    RATE_SOURCES_MAP, RULE_SOURCE_NODES_MAP, RULE_SOURCE_ROOTS_MAP, RULE_SOURCE_SUMMARY_V4_MAP,
+    RULE_SOURCE_SUMMARY_V6_MAP, RULE_SOURCES_V4_MAP, RULE_SOURCES_V6_MAP, RULES_MAP, RateKey,
+    RuleAction, SOURCE_NODE_FANOUT, STATS_MAP, SourceKeyV4, SourceKeyV6, TRACE_MAP,
+    TRACE_MODE_GLOBAL, TraceRecord, capacity,
 };
 
 /// Map capacities (`max_entries`). They apply when a map is created; a
@@ -41,12 +41,12 @@ pub struct Capacities {
     pub ban24: u32,
     /// Rule source prefixes (IPv4) over both generations.
     pub rule_sources_v4: u32,
-    /// IPv4 source-trie nodes over both generations.
-    pub rule_source_nodes_v4: u32,
-    /// IPv4 source-trie roots (created with one per policy; a pin re-adopted
+    /// Source-trie nodes over both generations.
+    pub rule_source_nodes: u32,
+    /// Source-trie roots (created with one per policy; a pin re-adopted
     /// next to policies of another capacity can differ: ports beyond it use
-    /// the level table).
-    pub rule_source_roots_v4: u32,
+    /// the hash/LPM tables).
+    pub rule_source_roots: u32,
     /// Rule source prefixes (IPv6) over both generations.
     pub rule_sources_v6: u32,
     /// Interface masks over both generations.
@@ -69,8 +69,8 @@ impl Default for Capacities {
             bans_v6: capacity::BANS_V6,
             ban24: capacity::BAN24,
             rule_sources_v4: capacity::RULE_SOURCES_V4,
-            rule_source_nodes_v4: capacity::RULE_SOURCE_NODES_V4,
-            rule_source_roots_v4: capacity::POLICIES,
+            rule_source_nodes: capacity::RULE_SOURCE_NODES,
+            rule_source_roots: capacity::POLICIES,
             rule_sources_v6: capacity::RULE_SOURCES_V6,
             iface_masks: capacity::IFACE_MASKS,
             rate_sources: capacity::RATE_SOURCES,
@@ -193,10 +193,10 @@ pub struct Maps {
     pub rule_source_summary_v6: Array<MapData, u64>,
     /// [`dockfw_common::RULE_SOURCES_V4_MAP`].
     pub rule_sources_v4: HashMap<MapData, SourceKeyV4, u32>,
-    /// [`dockfw_common::RULE_SOURCE_ROOTS_V4_MAP`].
-    pub rule_source_roots_v4: Array<MapData, u32>,
-    /// [`dockfw_common::RULE_SOURCE_NODES_V4_MAP`].
-    pub rule_source_nodes_v4: Array<MapData, u64>,
+    /// [`dockfw_common::RULE_SOURCE_ROOTS_MAP`].
+    pub rule_source_roots: Array<MapData, u32>,
+    /// [`dockfw_common::RULE_SOURCE_NODES_MAP`].
+    pub rule_source_nodes: Array<MapData, u64>,
     /// [`dockfw_common::RULE_SOURCES_V6_MAP`].
     pub rule_sources_v6: LpmTrie<MapData, SourceKeyV6, u32>,
     /// [`dockfw_common::IFACE_MASKS_MAP`].
@@ -249,11 +249,11 @@ impl Dataplane {
             .map_max_entries(BANS_V6_MAP, capacities.bans_v6)
             .map_max_entries(BAN24_MAP, capacities.ban24)
             .map_max_entries(RULE_SOURCES_V4_MAP, capacities.rule_sources_v4)
-            .map_max_entries(RULE_SOURCE_ROOTS_V4_MAP, capacities.policies)
+            .map_max_entries(RULE_SOURCE_ROOTS_MAP, capacities.policies)
             .map_max_entries(
-                RULE_SOURCE_NODES_V4_MAP,
+                RULE_SOURCE_NODES_MAP,
                 capacities
-                    .rule_source_nodes_v4
+                    .rule_source_nodes
                     .saturating_mul(SOURCE_NODE_FANOUT),
             )
             .map_max_entries(RULE_SOURCES_V6_MAP, capacities.rule_sources_v6)
@@ -375,8 +375,8 @@ impl Maps {
             bans_v6: entries(&self.bans_v6)?,
             ban24: entries(&self.ban24)?,
             rule_sources_v4: entries(&self.rule_sources_v4)?,
-            rule_source_nodes_v4: entries(&self.rule_source_nodes_v4)? / SOURCE_NODE_FANOUT,
-            rule_source_roots_v4: entries(&self.rule_source_roots_v4)?,
+            rule_source_nodes: entries(&self.rule_source_nodes)? / SOURCE_NODE_FANOUT,
+            rule_source_roots: entries(&self.rule_source_roots)?,
             rule_sources_v6: entries(&self.rule_sources_v6)?,
             iface_masks: entries(&self.iface_masks)?,
             rate_sources: entries(&self.rate_sources)?,
@@ -407,8 +407,8 @@ impl Maps {
             rule_source_summary_v4: take(ebpf, RULE_SOURCE_SUMMARY_V4_MAP)?,
             rule_source_summary_v6: take(ebpf, RULE_SOURCE_SUMMARY_V6_MAP)?,
             rule_sources_v4: take(ebpf, RULE_SOURCES_V4_MAP)?,
-            rule_source_roots_v4: take(ebpf, RULE_SOURCE_ROOTS_V4_MAP)?,
-            rule_source_nodes_v4: take(ebpf, RULE_SOURCE_NODES_V4_MAP)?,
+            rule_source_roots: take(ebpf, RULE_SOURCE_ROOTS_MAP)?,
+            rule_source_nodes: take(ebpf, RULE_SOURCE_NODES_MAP)?,
             rule_sources_v6: take(ebpf, RULE_SOURCES_V6_MAP)?,
             iface_masks: take(ebpf, IFACE_MASKS_MAP)?,
             rate_sources: take(ebpf, RATE_SOURCES_MAP)?,

@@ -23,9 +23,9 @@ pub(super) struct Contents {
     pub(super) sources_v4: Vec<SourceKeyV4>,
     pub(super) sources_v6: Vec<Key<SourceKeyV6>>,
     pub(super) iface_masks: Vec<IfaceMaskKey>,
-    /// The IPv4 source-trie nodes written (`None`: unknown, e.g. after
+    /// The source-trie nodes written (`None`: unknown, e.g. after
     /// re-adopting pins; an array holds no "absent", so nothing is cleared).
-    pub(super) nodes_v4: Option<Vec<Node>>,
+    pub(super) nodes: Option<Vec<Node>>,
 }
 
 impl Contents {

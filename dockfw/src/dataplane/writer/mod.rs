@@ -85,13 +85,14 @@ pub struct Placement {
     pub rule_base: u32,
 }
 
-/// Where the ports' IPv4 source tables went.
+/// Where the ports' source tables went.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TrieUsage {
     /// Ports whose table is a trie of array nodes (array lookups only).
     pub ports_in_tries: usize,
-    /// Ports whose table did not fit the node array and went to the level
-    /// table (one to four hash lookups per packet from a listed source).
+    /// Ports whose table did not fit the node array and went to the older
+    /// tables: IPv4 level table (one to four hash lookups per packet from a
+    /// listed source), IPv6 LPM trie.
     pub ports_in_levels: usize,
     /// Nodes the generation uses.
     pub nodes: usize,
@@ -104,7 +105,7 @@ pub struct Applied {
     pub generation: u32,
     /// Where each port went, in compiled order.
     pub placements: Vec<Placement>,
-    /// Where the IPv4 source tables went.
+    /// Where the source tables went.
     pub tries: TrieUsage,
 }
 
@@ -160,31 +161,24 @@ impl GenerationWriter {
         let old = self.contents[next as usize].take().unwrap_or_default();
         clear(maps, &old)?;
         zero_stats(maps, fresh_stats)?;
-        let (contents, placements) = plan.write(maps, compiled, next, old.nodes_v4.as_deref())?;
+        let (contents, placements) = plan.write(maps, compiled, next, old.nodes.as_deref())?;
 
-        // The source hints and summary cover both generations' entries while
-        // either may be in use.
+        // The source hints and summary cover both generations' level-table
+        // and LPM entries (ports with a trie need neither) while either
+        // generation may be in use.
         let mut hints = LevelHints::default();
         let mut v6 = PrefixSummary::default();
-        for key in &contents.sources_v4 {
-            hints.add(key.level, key.addr.into());
-        }
-        self.contents[next as usize] = Some(contents);
-        for port in &compiled.ports {
-            for (net, _) in &port.sources.prefixes {
+        for written in [&contents, &active_contents] {
+            for key in &written.sources_v4 {
+                hints.add(key.level, key.addr.into());
+            }
+            for net in written.prefixes() {
                 if matches!(net, ipnet::IpNet::V6(_)) {
-                    v6.add(net);
+                    v6.add(&net);
                 }
             }
         }
-        for key in &active_contents.sources_v4 {
-            hints.add(key.level, key.addr.into());
-        }
-        for net in active_contents.prefixes() {
-            if matches!(net, ipnet::IpNet::V6(_)) {
-                v6.add(&net);
-            }
-        }
+        self.contents[next as usize] = Some(contents);
         let always_v6 = v6.always_v6;
         self.write_source_summary(maps, SourceSummary { hints, v6 })?;
         let mut flags = config.flags & !config_flag::SOURCE_LOOKUP_ALWAYS_V6;

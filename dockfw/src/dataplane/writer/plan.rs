@@ -20,7 +20,7 @@ use crate::{
 /// The entries a compiled policy needs, placed in a generation.
 pub(super) struct Plan {
     placements: Vec<Placement>,
-    /// Per port, the root of its IPv4 source trie (0: the port uses the
+    /// Per port, the root of its source trie (0: the port uses the
     /// level table, or has no source condition).
     roots: Vec<u32>,
     /// The generation's trie nodes.
@@ -42,8 +42,8 @@ impl Plan {
         let mut plan = Self {
             placements: Vec::with_capacity(compiled.ports.len()),
             roots: Vec::with_capacity(compiled.ports.len()),
-            nodes: NodePool::for_generation(capacities.rule_source_nodes_v4, generation),
-            roots_capacity: capacities.rule_source_roots_v4,
+            nodes: NodePool::for_generation(capacities.rule_source_nodes, generation),
+            roots_capacity: capacities.rule_source_roots,
             port_addrs: 0,
             sources_v4: 0,
             sources_v6: 0,
@@ -62,28 +62,28 @@ impl Plan {
             // Source tables go into the trie while its nodes last; the
             // level table (hash lookups) takes the rest.
             let root = if port.policy.flags & port_flag::HAS_SOURCE_RULES != 0
-                && slot < capacities.rule_source_roots_v4
+                && slot < capacities.rule_source_roots
             {
-                plan.nodes.add(&port.sources)
+                plan.nodes.add(&port.sources, port.port.key.family)
             } else {
                 None
             };
             plan.roots.push(root.unwrap_or(0));
             if root.is_none() {
                 plan.sources_v4 += port.levels_v4.len();
+                plan.sources_v6 += port
+                    .sources
+                    .prefixes
+                    .iter()
+                    .filter(|(net, _)| matches!(net, IpNet::V6(_)))
+                    .count();
             }
-            plan.sources_v6 += port
-                .sources
-                .prefixes
-                .iter()
-                .filter(|(net, _)| matches!(net, IpNet::V6(_)))
-                .count();
             plan.iface_masks += port.iface_masks.len();
         }
         plan
     }
 
-    /// How the IPv4 source tables were placed.
+    /// How the source tables were placed.
     pub(super) fn trie_usage(&self, compiled: &CompiledPolicy) -> TrieUsage {
         let mut usage = TrieUsage {
             nodes: self.nodes.nodes().len(),
@@ -192,9 +192,9 @@ impl Plan {
                 if old.is_some_and(|old| old[entry] == *value) {
                     continue;
                 }
-                maps.rule_source_nodes_v4
+                maps.rule_source_nodes
                     .set(base + entry as u32, *value, 0)
-                    .map_err(map_error(dockfw_common::RULE_SOURCE_NODES_V4_MAP))?;
+                    .map_err(map_error(dockfw_common::RULE_SOURCE_NODES_MAP))?;
             }
         }
         Ok(())
@@ -211,7 +211,7 @@ impl Plan {
     ) -> Result<(Contents, Vec<Placement>), WriteError> {
         let mut contents = Contents::default();
         self.write_nodes(maps, previous_nodes)?;
-        contents.nodes_v4 = Some(self.nodes.nodes().to_vec());
+        contents.nodes = Some(self.nodes.nodes().to_vec());
         // Port index values, computed first: a wildcard binding's slot plus
         // the "look up the specific address first" flag.
         let mut index_values: BTreeMap<u32, u32> = BTreeMap::new();
@@ -251,14 +251,16 @@ impl Plan {
             // A root for every port placed (0 included): the slot may have
             // held another port's root before.
             if placement.slot < self.roots_capacity {
-                maps.rule_source_roots_v4
+                maps.rule_source_roots
                     .set(placement.slot, *root, 0)
-                    .map_err(map_error(dockfw_common::RULE_SOURCE_ROOTS_V4_MAP))?;
+                    .map_err(map_error(dockfw_common::RULE_SOURCE_ROOTS_MAP))?;
             }
-            let levels = if *root == 0 {
-                port.levels_v4.as_slice()
+            // The level table and the IPv6 LPM trie only for ports without
+            // a trie.
+            let (levels, prefixes) = if *root == 0 {
+                (port.levels_v4.as_slice(), port.sources.prefixes.as_slice())
             } else {
-                &[]
+                (&[][..], &[][..])
             };
             for entry in levels {
                 let level_key = SourceKeyV4 {
@@ -273,7 +275,7 @@ impl Plan {
                 contents.sources_v4.push(level_key);
             }
             let slot_be = placement.slot.to_be_bytes();
-            for (net, bits) in &port.sources.prefixes {
+            for (net, bits) in prefixes {
                 match net {
                     IpNet::V4(_) => {}
                     IpNet::V6(net) => {

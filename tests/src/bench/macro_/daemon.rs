@@ -34,7 +34,7 @@ fn capacity_args() -> CapacityArgs {
         max_rules: capacity::RULES / 2,
         max_bans: capacity::BANS_V4,
         max_rule_sources: capacity::RULE_SOURCES_V4,
-        max_source_trie_nodes: capacity::RULE_SOURCE_NODES_V4,
+        max_source_trie_nodes: capacity::RULE_SOURCE_NODES,
         max_rate_sources: capacity::RATE_SOURCES,
         max_stats: capacity::STATS,
     }
