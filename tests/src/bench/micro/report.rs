@@ -116,7 +116,7 @@ pub fn build(
         out,
         "Policy: 1,000 published ports (IPv4 + IPv6 TCP), 16 rules on the hit port, match on the 16th; \
          {} IPv4 + {} IPv6 bans (random /16../32 and /32../128, none covering the source; one shares \
-         the source's /24, so the ban trie is walked). Frame: 54-byte TCP SYN.",
+         the source's /24, so that /24's ban bitmap is looked up). Frame: 54-byte TCP SYN.",
         thousands(main.bans_v4),
         thousands(main.bans_v6),
     );
@@ -202,17 +202,21 @@ pub fn build(
     let _ = writeln!(out, "\n### Setup\n");
     let _ = writeln!(
         out,
-        "| data plane | IPv4 summary bits set | load | policy | ban set | write_bans |"
+        "| data plane | IPv4 /24s with a ban state | ports with source rules: in tries / in hash or LPM tables | trie nodes | load | policy | ban set | write_bans |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
     for dataplane in &world.dataplanes {
         let setup = dataplane.setup;
+        let tries = dataplane.harness.tries;
         let _ = writeln!(
             out,
-            "| {} IPv4 + {} IPv6 bans | {:.1}% | {:.2?} | {:.2?} | {:.2?} | {:.2?} |",
+            "| {} IPv4 + {} IPv6 bans | {:.1}% | {} / {} | {} | {:.2?} | {:.2?} | {:.2?} | {:.2?} |",
             thousands(dataplane.bans_v4),
             thousands(dataplane.bans_v6),
             100.0 * dataplane.summary_fill_v4,
+            thousands(tries.ports_in_tries),
+            thousands(tries.ports_in_levels),
+            thousands(tries.nodes),
             setup.load,
             setup.policy,
             setup.ban_set,
@@ -264,25 +268,29 @@ const STEPS: [(&str, &str, &str); 12] = [
     ("Ethernet parse + global counter", "a.", "floor"),
     ("IPv4 + TCP parse, config, port index", "b.", "a."),
     ("port policy, ban summary bit, port counter", "c.", "b."),
-    ("ban trie walk, miss (headline ban count)", "d.", "c."),
+    ("partly banned /24: bitmap hash lookup, miss", "d.", "c."),
     (
         "rule action lookup + drop counter (no source condition)",
         "e.",
         "c.",
     ),
-    ("source LPM, port with 1 rule", "f.", "e."),
+    ("source trie, port with 1 rule", "f.", "e."),
     (
-        "source LPM, 16 rules instead of 1 (deeper walk)",
+        "source trie, 16 rules instead of 1",
         "g.",
         "f.",
     ),
-    ("ban trie walk on the common path", "h.", "g."),
+    ("partly banned /24 bitmap lookup on the common path", "h.", "g."),
     (
         "drop events on: budget check with bpf_ktime_get_ns",
         "k.",
         "h.",
     ),
-    ("IPv6 instead of IPv4 (longer trie keys)", "j.", "h."),
+    (
+        "IPv6 instead of IPv4 (ban LPM lookup, 16-byte source trie walk)",
+        "j.",
+        "h.",
+    ),
     ("802.1Q + 3 IPv6 extension headers", "worst", "j."),
     ("TC program instead of XDP (skb)", "l.", "h."),
 ];

@@ -3,9 +3,9 @@
 //! bans that never cover the test sources, and the frames that travel it.
 //!
 //! Two IPv4 test sources separate the ban summary's two outcomes:
-//! [`SRC_NEAR`] shares its /24 with a ban (the summary bit is set, so the
-//! data plane walks the ban trie and misses), [`SRC_QUIET`] shares it with
-//! none (the summary alone clears it). The headline "common path" uses
+//! [`SRC_NEAR`] shares its /24 with a ban (the /24's state is "partly
+//! banned", so the data plane looks up its bitmap and misses), [`SRC_QUIET`]
+//! shares it with none (the state alone clears it). The headline "common path" uses
 //! `SRC_NEAR`, the dearer of the two.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -30,9 +30,9 @@ pub const DST_V4: &str = "192.0.2.1";
 /// Destination of every IPv6 frame.
 pub const DST_V6: &str = "2001:db8:ffff::1";
 /// IPv4 source whose /24 holds a ban ([`NEAR_BAN_V4`]) but which no ban
-/// covers: summary bit set, ban trie consulted, no match.
+/// covers: state "partly banned", the /24's bitmap consulted, no match.
 pub const SRC_NEAR: &str = "198.51.101.7";
-/// IPv4 source whose /24 no ban touches: the summary skips the ban trie.
+/// IPv4 source whose /24 no ban touches: its state alone clears it.
 pub const SRC_QUIET: &str = "198.51.100.7";
 /// IPv4 source inside [`NEAR_BAN_V4`]: banned.
 pub const SRC_BANNED: &str = "198.51.101.200";

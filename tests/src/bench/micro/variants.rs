@@ -158,7 +158,7 @@ pub fn all(world: &World) -> Vec<Variant> {
             PASS,
         ),
         (
-            "d. published, no rules, near source: + ban trie walk (miss)",
+            "d. published, no rules, near source: + partly banned /24 bitmap (miss)",
             scenario::syn_v4(SRC_NEAR, PORT_NO_RULES),
             PASS,
         ),
@@ -168,12 +168,12 @@ pub fn all(world: &World) -> Vec<Variant> {
             DROP,
         ),
         (
-            "f. 1 rule with a source set, quiet: + source LPM",
+            "f. 1 rule with a source set, quiet: + source trie",
             scenario::syn_v4(SRC_QUIET, PORT_1_RULE),
             DROP,
         ),
         (
-            "g. 16 rules, quiet source (common path minus ban trie)",
+            "g. 16 rules, quiet source (common path minus the /24 bitmap)",
             scenario::syn_v4(SRC_QUIET, PORT_16_RULES),
             DROP,
         ),
@@ -183,7 +183,7 @@ pub fn all(world: &World) -> Vec<Variant> {
             DROP,
         ),
         (
-            "i. banned source: ban trie hit, early drop",
+            "i. banned source: /24 bitmap hit, early drop",
             scenario::syn_v4(SRC_BANNED, PORT_16_RULES),
             DROP,
         ),

@@ -67,8 +67,8 @@ pub struct Dataplane {
     pub bans_v4: usize,
     /// IPv6 bans in its tries.
     pub bans_v6: usize,
-    /// Share of the IPv4 ban summary's bits that are set (a random source
-    /// walks the ban trie with this probability).
+    /// Share of IPv4 /24s with a ban state other than "none" (a random
+    /// source needs more than the state word with this probability).
     pub summary_fill_v4: f64,
     /// The harness holding it.
     pub harness: Harness,
