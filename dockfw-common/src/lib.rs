@@ -108,6 +108,9 @@ pub mod source_node {
     }
 }
 
+/// IPv4 /24s: entries of [`crate::BAN24_INDEX_MAP`].
+pub const BAN24_INDEX_ENTRIES: u32 = 1 << 24;
+
 /// Words of the IPv4 ban states: two bits per /24 ([`ban_state`]).
 pub const BAN_STATE_WORDS_V4: u32 = 1 << 19;
 

@@ -27,9 +27,20 @@ pub const BANS_V6_MAP: &str = "DFW_BANS_V6";
 /// ([`crate::ban_state`]): most packets are decided here, in one inlined
 /// array lookup whatever the number of bans.
 pub const BAN_STATES_V4_MAP: &str = "DFW_BANSTATE_V4";
-/// `HashMap<u32, Ban24>`: the banned addresses of /24s in state
-/// [`crate::ban_state::PARTIAL`], keyed by the /24 (address >> 8).
-pub const BAN24_MAP: &str = "DFW_BAN24";
+/// `Array<u32>`: per IPv4 /24 (address >> 8, 2^24 entries, 64 MiB), the
+/// slot in [`BAN24_MAP`] of its banned addresses; read only for /24s in
+/// state [`crate::ban_state::PARTIAL`] (0 = none: ask the ban trie).
+pub const BAN24_INDEX_MAP: &str = "DFW_BAN24_IX";
+/// `Array<Ban24>`: the banned addresses of /24s in state
+/// [`crate::ban_state::PARTIAL`], found through [`BAN24_INDEX_MAP`]: two
+/// inlined array lookups, no hashing. A changed entry is written to a fresh
+/// slot and then swapped in with one index store; a released slot is reused
+/// only once no packet can still hold it.
+pub const BAN24_MAP: &str = "DFW_BAN24_ARR";
+/// Pins older versions created that this one no longer uses; removed when
+/// the data plane is loaded (a program still attached keeps its reference
+/// until it is replaced).
+pub const OBSOLETE_PINS: &[&str] = &["DFW_BAN24", "DFW_RSRC_V4"];
 /// `Array<u64>`: summary bitmap over hashed IPv6 /32s that some ban
 /// intersects ([`crate::summary_bucket_v6`]); a clear bit skips the trie.
 pub const BAN_SUMMARY_V6_MAP: &str = "DFW_BANSUM_V6";
@@ -95,6 +106,7 @@ pub const PINNED_MAPS: &[&str] = &[
     BANS_V4_MAP,
     BANS_V6_MAP,
     BAN_STATES_V4_MAP,
+    BAN24_INDEX_MAP,
     BAN24_MAP,
     BAN_SUMMARY_V6_MAP,
     RULE_SOURCE_SUMMARY_V4_MAP,
@@ -127,7 +139,9 @@ pub mod capacity {
     pub const BANS_V4: u32 = 1_048_576;
     /// Banned IPv6 prefixes.
     pub const BANS_V6: u32 = 262_144;
-    /// IPv4 /24s with partially banned addresses.
+    /// IPv4 /24s with partially banned addresses (slots of 40 bytes; the
+    /// per-/24 index in front of them takes 64 MiB whatever this is). /24s
+    /// beyond it are decided by the ban trie (exact, slower).
     pub const BAN24: u32 = 1_048_576;
     /// Entries of the IPv4 source table (prefixes expanded to /8, /16, /24,
     /// /32 levels: up to 128 per prefix), both generations together.

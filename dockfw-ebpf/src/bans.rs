@@ -1,16 +1,17 @@
 //! Bans, checked for every packet to a published port. Flat in the number of
 //! bans: for IPv4 the two-bit state of the source's /24 (one inlined array
-//! lookup) decides most packets outright; a partially banned /24 costs one
-//! hash lookup; only timed bans too wide for per-/24 entries, and entries
-//! whose earliest expiry has passed, ask the LPM trie, which is exact. For
+//! lookup) decides most packets outright; a partially banned /24 costs two
+//! more inlined array lookups (its slot, its bitmap); only
+//! timed bans too wide for per-/24 entries, entries whose earliest expiry
+//! has passed and /24s without a slot ask the LPM trie, which is exact. For
 //! IPv6 a one-bit summary over hashed /32s guards the trie.
 
 use aya_ebpf::maps::{Array, lpm_trie::Key};
-use dockfw_common::{ban_state, config_flag, family, summary_bucket_v4, summary_bucket_v6};
+use dockfw_common::{Ban24, ban_state, config_flag, family, summary_bucket_v4, summary_bucket_v6};
 
 use crate::{
     clock::Clock,
-    maps::{DFW_BAN24, DFW_BANS_V4, DFW_BANS_V6, DFW_BANSTATE_V4, DFW_BANSUM_V6},
+    maps::{DFW_BAN24_ARR, DFW_BAN24_IX, DFW_BANS_V4, DFW_BANS_V6, DFW_BANSTATE_V4, DFW_BANSUM_V6},
     parse::Packet,
 };
 
@@ -44,13 +45,10 @@ pub fn is_banned(packet: &Packet, config_flags: u32, clock: &mut Clock) -> bool 
         match state {
             ban_state::NONE => false,
             ban_state::BANNED => true,
-            ban_state::PARTIAL => match DFW_BAN24.get_ptr(bucket) {
+            ban_state::PARTIAL => match partial_entry(bucket) {
                 Some(entry) => {
                     let host = (first & 0xff) as usize;
-                    // SAFETY: a pointer from a successful lookup; fields read
-                    // once each.
-                    let (word, expires) =
-                        unsafe { ((*entry).bits[(host >> 6) & 3], (*entry).expires_ns) };
+                    let (word, expires) = (entry.bits[(host >> 6) & 3], entry.expires_ns);
                     if (word >> (host & 63)) & 1 == 0 {
                         false
                     } else if expires == u64::MAX || clock.now() < expires {
@@ -76,6 +74,17 @@ pub fn is_banned(packet: &Packet, config_flags: u32, clock: &mut Clock) -> bool 
             clock,
         )
     }
+}
+
+/// The banned-address bitmap of a partially banned /24, or `None` when it
+/// has no slot (then the trie decides).
+#[inline(always)]
+fn partial_entry(bucket: u32) -> Option<&'static Ban24> {
+    let slot = *DFW_BAN24_IX.get(bucket)?;
+    if slot == 0 {
+        return None;
+    }
+    DFW_BAN24_ARR.get(slot)
 }
 
 #[inline(always)]

@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use dockfw_common::{
-    BAN_STATE_WORDS_V4, Ban24, BanValue, Config, Counter, FragKey, FragValue, IfaceMaskKey,
-    OUTCOMES_PER_STAT, PORT_INDEX_ENTRIES, PortKey, PortPolicy, RateKey, RuleAction,
+    BAN_STATE_WORDS_V4, BAN24_INDEX_ENTRIES, Ban24, BanValue, Config, Counter, FragKey, FragValue,
+    IfaceMaskKey, OUTCOMES_PER_STAT, PORT_INDEX_ENTRIES, PortKey, PortPolicy, RateKey, RuleAction,
     SOURCE_HINT_WORDS_V4, SOURCE_NODE_FANOUT, SUMMARY_WORDS, SourceKeyV4, SourceKeyV6, TraceRecord,
     capacity,
 };
@@ -36,7 +36,10 @@ pub static DFW_RULES: Array<RuleAction> = Array::with_max_entries(capacity::RULE
 pub static DFW_BANSTATE_V4: Array<u64> = Array::with_max_entries(BAN_STATE_WORDS_V4, 0);
 
 #[map]
-pub static DFW_BAN24: HashMap<u32, Ban24> = HashMap::with_max_entries(capacity::BAN24, 0);
+pub static DFW_BAN24_IX: Array<u32> = Array::with_max_entries(BAN24_INDEX_ENTRIES, 0);
+
+#[map]
+pub static DFW_BAN24_ARR: Array<Ban24> = Array::with_max_entries(capacity::BAN24, 0);
 
 #[map]
 pub static DFW_BANSUM_V6: Array<u64> = Array::with_max_entries(SUMMARY_WORDS, 0);

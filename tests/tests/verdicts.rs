@@ -759,7 +759,36 @@ fn counters_count_bytes_too() {
 
 #[test]
 fn every_ban_shape_decides_like_the_ban_set() {
-    let mut harness = Harness::new();
+    ban_rounds(&mut Harness::new(), &[8, 12, 16, 20, 24, 26, 30, 32]);
+    // Mostly bans longer than /24: most /24s they touch are partly banned.
+    let (placed, _) = ban_rounds(&mut Harness::new(), &[24, 25, 26, 28, 30, 32]);
+    assert!(placed > 0, "no partly banned /24 was tested");
+}
+
+/// With 7 slots for partly banned /24s (slot 0 means none), most rounds
+/// have more such /24s than slots: those stay in state EXACT (the ban trie
+/// answers), the others use their slot, and slots change hands between
+/// rounds; every verdict must stay exact.
+#[test]
+fn partly_banned_slash24s_beyond_the_slots_still_decide_like_the_ban_set() {
+    let capacities = dockfw::dataplane::Capacities {
+        ban24: 8,
+        ..dockfw::dataplane::Capacities::default()
+    };
+    let mut harness = Harness::with_capacities(capacities);
+    let (placed, homeless) = ban_rounds(&mut harness, &[24, 25, 26, 28, 30, 32]);
+    assert!(
+        placed > 0 && homeless > 0,
+        "the rounds must leave some /24s in slots and some without: {placed} / {homeless}"
+    );
+}
+
+/// Eight rounds of random bans in 10.0.0.0/11 with prefix lengths from
+/// `lengths`, each permanent, timed or expired; after each, probes inside,
+/// at the edges of and around them get the ban set's answer. Returns how
+/// many partly banned /24s had a slot, and how many did not, summed over
+/// the rounds.
+fn ban_rounds(harness: &mut Harness, lengths: &[u8]) -> (usize, usize) {
     let ports = [tcp4(80, "web")];
     harness.apply(&policy(vec![]), &ports);
     let now = dockfw::bans::monotonic_ns();
@@ -775,15 +804,25 @@ fn every_ban_shape_decides_like_the_ban_set() {
         state ^= state << 17;
         state
     };
+    let (mut placed, mut homeless) = (0, 0);
     for round in 0..8 {
         let mut bans = dockfw::bans::BanSet::new();
         for _ in 0..60 {
             let addr = std::net::Ipv4Addr::from(0x0a00_0000 | (next() as u32 & 0x001f_ffff));
-            let len = [8, 12, 16, 20, 24, 26, 30, 32][(next() % 8) as usize];
+            let len = lengths[(next() % lengths.len() as u64) as usize];
             let net = ipnet::IpNet::new(addr.into(), len).unwrap().trunc();
             bans.insert(net, expiries[(next() % 3) as usize]);
         }
         harness.set_bans(bans.clone());
+        let partial = bans.tables().partial_v4.len();
+        let in_slots = harness
+            .dataplane
+            .maps
+            .ban_slots
+            .as_ref()
+            .map_or(0, |slots| slots.in_use());
+        placed += in_slots;
+        homeless += partial - in_slots;
         let mut probes: Vec<std::net::Ipv4Addr> = (0..150)
             .map(|_| std::net::Ipv4Addr::from(0x0a00_0000 | (next() as u32 & 0x001f_ffff)))
             .collect();
@@ -811,6 +850,7 @@ fn every_ban_shape_decides_like_the_ban_set() {
     harness.set_bans(dockfw::bans::BanSet::new());
     let frame = Frame::tcp("10.0.0.1", 1, "192.0.2.1", 80, SYN).build();
     assert_eq!(harness.verdict(Program::Xdp, &frame), PASS);
+    (placed, homeless)
 }
 
 #[test]

@@ -6,15 +6,106 @@
 //! whose state changes is first set to "ask the trie" (EXACT) and the IPv6
 //! summary to the union of old and new, so while prefixes come and go the
 //! data plane follows the tries; then the final states are written.
+//!
+//! A partially banned /24's entry lives in a slot of an array, found through
+//! a per-/24 index. A new or changed entry goes to a fresh slot, then one
+//! index store swaps it in; the old slot is released and reused only after
+//! [`super::slots::REUSE_AFTER`], so a packet that read the old index still
+//! reads the old, whole entry. A /24 that finds no free slot stays in state
+//! EXACT (the trie answers for it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aya::maps::{MapError, lpm_trie::Key};
-use dockfw_common::{BanValue, ban_state, config_flag};
+use dockfw_common::{Ban24, BanValue, ban_state, config_flag};
 use ipnet::IpNet;
 
-use super::{Maps, WriteError};
-use crate::{bans::BanSet, summary::PrefixSummary};
+use super::{Maps, WriteError, slots::Slots};
+use crate::{
+    bans::{BanSet, BanTables},
+    summary::PrefixSummary,
+};
+
+/// Which slot holds each partially banned /24's entry, and which slots are
+/// free.
+#[derive(Clone, Debug)]
+pub struct BanSlots {
+    slots: Slots,
+    /// /24 bucket -> slot.
+    slot_of: HashMap<u32, u32>,
+}
+
+impl BanSlots {
+    /// The allocation the maps hold for the partially banned /24s of
+    /// `tables` (what the maps hold): one index read per such /24. Slots
+    /// referenced from other /24s are stale (their state is not PARTIAL, so
+    /// no packet reads them) and count as free.
+    fn scan(maps: &Maps, tables: &BanTables) -> Result<Self, WriteError> {
+        let capacity = maps.ban24.len();
+        let mut this = Self {
+            slots: Slots::new(capacity),
+            slot_of: HashMap::with_capacity(tables.partial_v4.len()),
+        };
+        for bucket in tables.partial_v4.keys() {
+            let slot = maps
+                .ban24_index
+                .get(bucket, 0)
+                .map_err(map_error(dockfw_common::BAN24_INDEX_MAP))?;
+            if slot != 0 && slot < capacity {
+                this.slots.mark_used(slot);
+                this.slot_of.insert(*bucket, slot);
+            }
+        }
+        Ok(this)
+    }
+
+    /// Slots in use (for tests and status).
+    pub fn in_use(&self) -> usize {
+        self.slot_of.len()
+    }
+}
+
+/// Writes `entry` for `bucket` into a fresh slot and swaps it in; the slot
+/// it replaces is released. `false` when no slot is free (the /24 must then
+/// stay in state EXACT).
+fn place(
+    maps: &mut Maps,
+    slots: &mut BanSlots,
+    bucket: u32,
+    entry: &Ban24,
+) -> Result<bool, WriteError> {
+    let Some(slot) = slots.slots.alloc() else {
+        return Ok(false);
+    };
+    maps.ban24
+        .set(slot, *entry, 0)
+        .map_err(map_error(dockfw_common::BAN24_MAP))?;
+    maps.ban24_index
+        .set(bucket, slot, 0)
+        .map_err(map_error(dockfw_common::BAN24_INDEX_MAP))?;
+    if let Some(old) = slots.slot_of.insert(bucket, slot) {
+        slots.slots.release(old);
+    }
+    Ok(true)
+}
+
+/// Unlinks `bucket`'s entry (its state no longer says PARTIAL).
+fn unlink(maps: &mut Maps, slots: &mut BanSlots, bucket: u32) -> Result<(), WriteError> {
+    if let Some(old) = slots.slot_of.remove(&bucket) {
+        maps.ban24_index
+            .set(bucket, 0, 0)
+            .map_err(map_error(dockfw_common::BAN24_INDEX_MAP))?;
+        slots.slots.release(old);
+    }
+    Ok(())
+}
+
+/// Sets the two-bit state of `bucket` in `states`.
+fn set_state(states: &mut [u64], bucket: u32, state: u64) {
+    let word = &mut states[(bucket / 32) as usize];
+    let shift = (bucket % 32) * 2;
+    *word = (*word & !(3 << shift)) | (state << shift);
+}
 
 fn map_error(map: &'static str) -> impl FnOnce(MapError) -> WriteError {
     move |source| WriteError::Map { map, source }
@@ -83,17 +174,8 @@ pub fn write_bans(maps: &mut Maps, old: &BanSet, new: &BanSet) -> Result<(), Wri
     let new_effective = new.effective();
     let old_tables = old.tables();
     let new_tables = new.tables();
-    let capacity = maps.capacities().map_err(map_error("map info"))?.ban24;
-    if new_tables.partial_v4.len() > capacity as usize {
-        return Err(WriteError::Capacity {
-            what: "partially banned IPv4 /24s",
-            map: dockfw_common::BAN24_MAP,
-            needed: new_tables.partial_v4.len(),
-            active: 0,
-            capacity,
-            hint: "raise --max-bans (takes effect when the maps are created: `dockfw detach` first)",
-        });
-    }
+    // More partly banned /24s than slots is no error: those beyond stay in
+    // state EXACT and the trie answers for them.
 
     // 1. Changing /24s ask the trie; IPv6 looks at the union.
     let union_v6 = old_tables.summary_v6.union(&new_tables.summary_v6);
@@ -141,27 +223,44 @@ pub fn write_bans(maps: &mut Maps, old: &BanSet, new: &BanSet) -> Result<(), Wri
     }
 
     // 3. Per-/24 entries, then the final states and summary.
+    let mut slots = match maps.ban_slots.take() {
+        Some(slots) => slots,
+        None => BanSlots::scan(maps, &old_tables)?,
+    };
+    let mut final_states = new_tables.states_v4.clone();
+    let mut homeless = Vec::new();
+    // Words written whatever `transition` says: a /24 placed now may have
+    // been left EXACT by an earlier update that found no slot for it.
+    let mut placed_words = std::collections::BTreeSet::new();
     for (bucket, entry) in &new_tables.partial_v4 {
-        if old_tables.partial_v4.get(bucket) != Some(entry) {
-            maps.ban24
-                .insert(bucket, entry, 0)
-                .map_err(map_error(dockfw_common::BAN24_MAP))?;
+        let unchanged =
+            old_tables.partial_v4.get(bucket) == Some(entry) && slots.slot_of.contains_key(bucket);
+        if unchanged {
+            continue;
+        }
+        if place(maps, &mut slots, *bucket, entry)? {
+            placed_words.insert(bucket / 32);
+        } else {
+            set_state(&mut final_states, *bucket, ban_state::EXACT);
+            homeless.push(*bucket);
         }
     }
-    write_states(maps, &transition, &new_tables.states_v4)?;
+    write_states(maps, &transition, &final_states)?;
+    for index in placed_words {
+        maps.ban_states_v4
+            .set(index, final_states[index as usize], 0)
+            .map_err(map_error(dockfw_common::BAN_STATES_V4_MAP))?;
+    }
     for bucket in old_tables.partial_v4.keys() {
         if !new_tables.partial_v4.contains_key(bucket) {
-            match maps.ban24.remove(bucket) {
-                Ok(()) | Err(MapError::KeyNotFound) => {}
-                Err(source) => {
-                    return Err(WriteError::Map {
-                        map: dockfw_common::BAN24_MAP,
-                        source,
-                    });
-                }
-            }
+            unlink(maps, &mut slots, *bucket)?;
         }
     }
+    // A /24 that lost its slot is EXACT by now: its old entry can go.
+    for bucket in homeless {
+        unlink(maps, &mut slots, bucket)?;
+    }
+    maps.ban_slots = Some(slots);
     write_summary_v6(maps, &union_v6, &new_tables.summary_v6)?;
     write_flags(maps, new_tables.summary_v6.always_v6)
 }
@@ -170,25 +269,36 @@ pub fn write_bans(maps: &mut Maps, old: &BanSet, new: &BanSet) -> Result<(), Wri
 /// whose previous writer may have died half-way through an update.
 pub fn resync_bans(maps: &mut Maps, bans: &BanSet) -> Result<(), WriteError> {
     let tables = bans.tables();
-    for (index, word) in tables.states_v4.iter().enumerate() {
+    // What the maps hold is unknown: every state goes to its final value,
+    // but partially banned /24s ask the trie while their entries are put
+    // right; then they turn PARTIAL.
+    let mut transition = tables.states_v4.clone();
+    for bucket in tables.partial_v4.keys() {
+        set_state(&mut transition, *bucket, ban_state::EXACT);
+    }
+    for (index, word) in transition.iter().enumerate() {
         maps.ban_states_v4
             .set(index as u32, *word, 0)
             .map_err(map_error(dockfw_common::BAN_STATES_V4_MAP))?;
     }
-    let stale: Vec<u32> = maps
-        .ban24
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|bucket| !tables.partial_v4.contains_key(bucket))
-        .collect();
-    for bucket in stale {
-        let _ = maps.ban24.remove(&bucket);
-    }
+    let mut slots = BanSlots::scan(maps, &tables)?;
+    let mut final_states = tables.states_v4.clone();
     for (bucket, entry) in &tables.partial_v4 {
-        maps.ban24
-            .insert(bucket, entry, 0)
-            .map_err(map_error(dockfw_common::BAN24_MAP))?;
+        let held = match slots.slot_of.get(bucket) {
+            Some(slot) => Some(
+                maps.ban24
+                    .get(slot, 0)
+                    .map_err(map_error(dockfw_common::BAN24_MAP))?,
+            ),
+            None => None,
+        };
+        if held.as_ref() != Some(entry) && !place(maps, &mut slots, *bucket, entry)? {
+            set_state(&mut final_states, *bucket, ban_state::EXACT);
+            unlink(maps, &mut slots, *bucket)?;
+        }
     }
+    write_states(maps, &transition, &final_states)?;
+    maps.ban_slots = Some(slots);
     for (index, word) in tables.summary_v6.v6.iter().enumerate() {
         maps.ban_summary_v6
             .set(index as u32, *word, 0)

@@ -7,13 +7,13 @@ use std::{mem::size_of, path::Path};
 
 use aya::maps::{MapInfo, MapType};
 use dockfw_common::{
-    BAN_STATES_V4_MAP, BAN_SUMMARY_V6_MAP, BAN24_MAP, BANS_V4_MAP, BANS_V6_MAP, Ban24, BanValue,
-    CONFIG_MAP, Config, Counter, EVENT_BUDGET_MAP, EVENTS_MAP, FRAGS_MAP, FragKey, FragValue,
-    GLOBAL_STATS_MAP, IFACE_MASKS_MAP, IfaceMaskKey, POLICIES_MAP, PORT_ADDRS_MAP, PORT_INDEX_MAP,
-    PortKey, PortPolicy, RATE_AGGREGATE_MAP, RATE_SOURCES_MAP, RULE_SOURCE_NODES_MAP,
-    RULE_SOURCE_ROOTS_MAP, RULE_SOURCE_SUMMARY_V4_MAP, RULE_SOURCE_SUMMARY_V6_MAP,
-    RULE_SOURCES_V4_MAP, RULE_SOURCES_V6_MAP, RULES_MAP, RateKey, RuleAction, STATS_MAP,
-    SourceKeyV4, SourceKeyV6,
+    BAN_STATES_V4_MAP, BAN_SUMMARY_V6_MAP, BAN24_INDEX_MAP, BAN24_MAP, BANS_V4_MAP, BANS_V6_MAP,
+    Ban24, BanValue, CONFIG_MAP, Config, Counter, EVENT_BUDGET_MAP, EVENTS_MAP, FRAGS_MAP, FragKey,
+    FragValue, GLOBAL_STATS_MAP, IFACE_MASKS_MAP, IfaceMaskKey, POLICIES_MAP, PORT_ADDRS_MAP,
+    PORT_INDEX_MAP, PortKey, PortPolicy, RATE_AGGREGATE_MAP, RATE_SOURCES_MAP,
+    RULE_SOURCE_NODES_MAP, RULE_SOURCE_ROOTS_MAP, RULE_SOURCE_SUMMARY_V4_MAP,
+    RULE_SOURCE_SUMMARY_V6_MAP, RULE_SOURCES_V4_MAP, RULE_SOURCES_V6_MAP, RULES_MAP, RateKey,
+    RuleAction, STATS_MAP, SourceKeyV4, SourceKeyV6,
 };
 
 use super::LoadError;
@@ -26,7 +26,7 @@ fn expected_layout(name: &str) -> Option<(usize, usize, MapType)> {
     let u32_key = size_of::<u32>();
     let (key, value) = match name {
         CONFIG_MAP => (u32_key, size_of::<Config>()),
-        PORT_INDEX_MAP | RULE_SOURCE_ROOTS_MAP => (u32_key, size_of::<u32>()),
+        PORT_INDEX_MAP | RULE_SOURCE_ROOTS_MAP | BAN24_INDEX_MAP => (u32_key, size_of::<u32>()),
         PORT_ADDRS_MAP => (size_of::<PortKey>(), size_of::<u32>()),
         POLICIES_MAP => (u32_key, size_of::<PortPolicy>()),
         RULES_MAP => (u32_key, size_of::<RuleAction>()),
@@ -51,7 +51,7 @@ fn expected_layout(name: &str) -> Option<(usize, usize, MapType)> {
     };
     let map_type = match name {
         BANS_V4_MAP | BANS_V6_MAP | RULE_SOURCES_V6_MAP => MapType::LpmTrie,
-        PORT_ADDRS_MAP | BAN24_MAP | RULE_SOURCES_V4_MAP | IFACE_MASKS_MAP => MapType::Hash,
+        PORT_ADDRS_MAP | RULE_SOURCES_V4_MAP | IFACE_MASKS_MAP => MapType::Hash,
         RATE_SOURCES_MAP | FRAGS_MAP => MapType::LruHash,
         STATS_MAP | GLOBAL_STATS_MAP => MapType::PerCpuArray,
         EVENTS_MAP => MapType::RingBuf,

@@ -13,14 +13,14 @@ use aya::{
     programs::{ProgramError, SchedClassifier, Xdp},
 };
 use dockfw_common::{
-    BAN_STATES_V4_MAP, BAN_SUMMARY_V6_MAP, BAN24_MAP, BANS_V4_MAP, BANS_V6_MAP, Ban24, BanValue,
-    CONFIG_MAP, Config, Counter, EVENT_BUDGET_MAP, EVENTS_MAP, FRAGS_MAP, FragKey, FragValue,
-    GLOBAL_STATS_MAP, IFACE_MASKS_MAP, IfaceMaskKey, OUTCOMES_PER_STAT, PINNED_MAPS, POLICIES_MAP,
-    PORT_ADDRS_MAP, PORT_INDEX_MAP, PROG_TC, PROG_XDP, PortKey, PortPolicy, RATE_AGGREGATE_MAP,
-    RATE_SOURCES_MAP, RULE_SOURCE_NODES_MAP, RULE_SOURCE_ROOTS_MAP, RULE_SOURCE_SUMMARY_V4_MAP,
-    RULE_SOURCE_SUMMARY_V6_MAP, RULE_SOURCES_V4_MAP, RULE_SOURCES_V6_MAP, RULES_MAP, RateKey,
-    RuleAction, SOURCE_NODE_FANOUT, STATS_MAP, SourceKeyV4, SourceKeyV6, TRACE_MAP,
-    TRACE_MODE_GLOBAL, TraceRecord, capacity,
+    BAN_STATES_V4_MAP, BAN_SUMMARY_V6_MAP, BAN24_INDEX_MAP, BAN24_MAP, BANS_V4_MAP, BANS_V6_MAP,
+    Ban24, BanValue, CONFIG_MAP, Config, Counter, EVENT_BUDGET_MAP, EVENTS_MAP, FRAGS_MAP, FragKey,
+    FragValue, GLOBAL_STATS_MAP, IFACE_MASKS_MAP, IfaceMaskKey, OUTCOMES_PER_STAT, PINNED_MAPS,
+    POLICIES_MAP, PORT_ADDRS_MAP, PORT_INDEX_MAP, PROG_TC, PROG_XDP, PortKey, PortPolicy,
+    RATE_AGGREGATE_MAP, RATE_SOURCES_MAP, RULE_SOURCE_NODES_MAP, RULE_SOURCE_ROOTS_MAP,
+    RULE_SOURCE_SUMMARY_V4_MAP, RULE_SOURCE_SUMMARY_V6_MAP, RULE_SOURCES_V4_MAP,
+    RULE_SOURCES_V6_MAP, RULES_MAP, RateKey, RuleAction, SOURCE_NODE_FANOUT, STATS_MAP,
+    SourceKeyV4, SourceKeyV6, TRACE_MAP, TRACE_MODE_GLOBAL, TraceRecord, capacity,
 };
 
 /// Map capacities (`max_entries`). They apply when a map is created; a
@@ -183,8 +183,13 @@ pub struct Maps {
     pub bans_v6: LpmTrie<MapData, [u8; 16], BanValue>,
     /// [`dockfw_common::BAN_STATES_V4_MAP`].
     pub ban_states_v4: Array<MapData, u64>,
+    /// [`dockfw_common::BAN24_INDEX_MAP`].
+    pub ban24_index: Array<MapData, u32>,
     /// [`dockfw_common::BAN24_MAP`].
-    pub ban24: HashMap<MapData, u32, Ban24>,
+    pub ban24: Array<MapData, Ban24>,
+    /// Which slots of the two maps above are in use (`None` until the
+    /// first ban update scans them).
+    pub ban_slots: Option<super::bans::BanSlots>,
     /// [`dockfw_common::BAN_SUMMARY_V6_MAP`].
     pub ban_summary_v6: Array<MapData, u64>,
     /// [`dockfw_common::RULE_SOURCE_SUMMARY_V4_MAP`].
@@ -281,6 +286,9 @@ impl Dataplane {
                 source,
             })?;
             super::compat::check_pinned_maps(map_dir)?;
+            if !options.trace {
+                remove_obsolete_pins(map_dir);
+            }
             for name in PINNED_MAPS {
                 loader.map_pin_path(name, map_dir.join(name));
             }
@@ -335,6 +343,23 @@ impl Dataplane {
     /// The loaded TC program.
     pub fn tc(&mut self) -> Result<&mut SchedClassifier, LoadError> {
         self.tc_program_mut()
+    }
+}
+
+/// Unpins maps older versions created that this one no longer uses (a
+/// program still attached keeps its own reference until it is replaced).
+fn remove_obsolete_pins(map_dir: &Path) {
+    for name in dockfw_common::OBSOLETE_PINS {
+        let path = map_dir.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "removed the pin of a map this version no longer uses")
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "could not remove an obsolete map pin")
+            }
+        }
     }
 }
 
@@ -402,7 +427,9 @@ impl Maps {
             bans_v4: take(ebpf, BANS_V4_MAP)?,
             bans_v6: take(ebpf, BANS_V6_MAP)?,
             ban_states_v4: take(ebpf, BAN_STATES_V4_MAP)?,
+            ban24_index: take(ebpf, BAN24_INDEX_MAP)?,
             ban24: take(ebpf, BAN24_MAP)?,
+            ban_slots: None,
             ban_summary_v6: take(ebpf, BAN_SUMMARY_V6_MAP)?,
             rule_source_summary_v4: take(ebpf, RULE_SOURCE_SUMMARY_V4_MAP)?,
             rule_source_summary_v6: take(ebpf, RULE_SOURCE_SUMMARY_V6_MAP)?,

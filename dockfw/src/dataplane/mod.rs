@@ -7,6 +7,7 @@ pub mod compat;
 pub mod counters;
 pub mod load;
 pub mod pins;
+pub mod slots;
 pub mod testrun;
 pub mod writer;
 

@@ -275,12 +275,12 @@ const STEPS: [(&str, &str, &str); 12] = [
         "c.",
     ),
     ("source trie, port with 1 rule", "f.", "e."),
+    ("source trie, 16 rules instead of 1", "g.", "f."),
     (
-        "source trie, 16 rules instead of 1",
+        "partly banned /24 bitmap lookup on the common path",
+        "h.",
         "g.",
-        "f.",
     ),
-    ("partly banned /24 bitmap lookup on the common path", "h.", "g."),
     (
         "drop events on: budget check with bpf_ktime_get_ns",
         "k.",
