@@ -268,7 +268,7 @@ const STEPS: [(&str, &str, &str); 12] = [
     ("Ethernet parse + global counter", "a.", "floor"),
     ("IPv4 + TCP parse, config, port index", "b.", "a."),
     ("port policy, ban summary bit, port counter", "c.", "b."),
-    ("partly banned /24: bitmap hash lookup, miss", "d.", "c."),
+    ("partly banned /24: slot index + bitmap, miss", "d.", "c."),
     (
         "rule action lookup + drop counter (no source condition)",
         "e.",
