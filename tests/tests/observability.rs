@@ -182,6 +182,8 @@ fn prometheus_scrapes_exactly_the_packets_dropped() {
         "dockfw_build_info{version=",
         "dockfw_map_capacity{map=\"stats\"}",
         "dockfw_map_entries{map=\"policies\"}",
+        "dockfw_map_capacity{map=\"source_trie_nodes\"} 2047",
+        "dockfw_map_entries{map=\"ban24_slots\"} 0",
         "dockfw_policy_reload_errors_total 0",
         "dockfw_docker_sync_errors_total ",
     ] {

@@ -1,5 +1,6 @@
 //! Pins left by another dockfw version are refused with a clear error before
-//! anything is loaded, and `dockfw detach` clears them. Root tier.
+//! anything is loaded, and `dockfw detach` clears them; pins of maps this
+//! version no longer uses are removed on load. Root tier.
 
 use std::{path::PathBuf, process::Command};
 
@@ -75,5 +76,54 @@ fn pins_from_another_abi_are_refused_then_detached() {
     drop(
         Dataplane::load(&options)
             .unwrap_or_else(|error| panic!("load after detach: {}", dockfw_tests::chain(&error))),
+    );
+}
+
+/// Maps an older version pinned and this one no longer uses (the partly
+/// banned /24s' hash map before they moved to an array) are unpinned when
+/// the data plane loads, so their memory goes once the old program does.
+#[test]
+fn pins_of_maps_no_longer_used_are_removed_on_load() {
+    dockfw_tests::require_root("pinning maps");
+    let dir = PinDir(PathBuf::from(format!(
+        "/sys/fs/bpf/dfw-test-obsolete-{}",
+        std::process::id()
+    )));
+    let options = LoadOptions {
+        pin_dir: Some(dir.0.clone()),
+        ..LoadOptions::default()
+    };
+    drop(
+        Dataplane::load(&options)
+            .unwrap_or_else(|error| panic!("first load: {}", dockfw_tests::chain(&error))),
+    );
+    let old = dir.0.join("maps").join("DFW_BAN24");
+    let status = Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&old)
+        .args([
+            "type",
+            "hash",
+            "key",
+            "4",
+            "value",
+            "40",
+            "entries",
+            "16",
+            "name",
+            "DFW_BAN24",
+        ])
+        .status()
+        .unwrap_or_else(|error| panic!("running bpftool: {error}"));
+    assert!(status.success(), "bpftool map create failed");
+    assert!(old.exists());
+    drop(
+        Dataplane::load(&options)
+            .unwrap_or_else(|error| panic!("second load: {}", dockfw_tests::chain(&error))),
+    );
+    assert!(!old.exists(), "{} is still pinned", old.display());
+    assert!(
+        dir.0.join("maps").join(dockfw_common::BAN24_MAP).exists(),
+        "the current maps stay pinned"
     );
 }

@@ -66,6 +66,8 @@ pub struct Engine {
     pub(super) compiled: CompiledPolicy,
     pub(super) applies: u64,
     pub(super) active_slot: u32,
+    /// Where the active policy's source tables went.
+    pub(super) tries: crate::dataplane::TrieUsage,
     pub(super) last_error: Option<String>,
     /// Policy loads and compiles that failed
     /// (`dockfw_policy_reload_errors_total`).
@@ -145,6 +147,7 @@ impl Engine {
         let mirror = config.mirror.map(crate::mirror::daemon::MirrorState::new);
         Ok(Self {
             active_slot: current.active_generation & 1,
+            tries: crate::dataplane::TrieUsage::default(),
             config,
             dataplane,
             writer: GenerationWriter::new(),
@@ -243,6 +246,7 @@ impl Engine {
         }
         self.registry = registry;
         self.active_slot = applied.generation;
+        self.tries = applied.tries;
         self.applies += 1;
         if applied.tries.ports_in_levels > 0 {
             warn!(

@@ -267,6 +267,11 @@ fn map_usage(engine: &Engine, stats_in_use: usize) -> Vec<MapUsage> {
             capacity: u64::from(capacities.rule_sources_v6),
         },
         MapUsage {
+            map: "source_trie_nodes",
+            entries: Some(engine.tries.nodes as u64),
+            capacity: half(capacities.rule_source_nodes),
+        },
+        MapUsage {
             map: "bans_v4",
             entries: Some(count(Family::V4)),
             capacity: u64::from(capacities.bans_v4),
@@ -275,6 +280,16 @@ fn map_usage(engine: &Engine, stats_in_use: usize) -> Vec<MapUsage> {
             map: "bans_v6",
             entries: Some(count(Family::V6)),
             capacity: u64::from(capacities.bans_v6),
+        },
+        MapUsage {
+            map: "ban24_slots",
+            entries: engine
+                .dataplane
+                .maps
+                .ban_slots
+                .as_ref()
+                .map(|slots| slots.in_use() as u64),
+            capacity: u64::from(capacities.ban24.saturating_sub(1)),
         },
         MapUsage {
             map: "stats",

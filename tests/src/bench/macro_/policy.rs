@@ -107,7 +107,8 @@ pub fn policy_file(rules: usize, bulk: Option<(u16, u16)>) -> String {
 
 /// `count` IPv4 bans, permanent: a /32 at the top of every /24 of the
 /// attack prefix (so the flood's /24s are "partly banned" and each flood
-/// packet walks the ban trie, as the micro benchmark's common path does;
+/// packet reads its /24's ban bitmap, as the micro benchmark's common path
+/// does;
 /// 1 in 256 random sources is banned), then random /16../32 prefixes
 /// outside 10.0.0.0/8.
 pub fn bans(count: usize) -> BanSet {

@@ -200,8 +200,8 @@ pub fn write(outcome: &Outcome, out: Option<&PathBuf>) -> Result<Written, String
          medians. dockerd 20.10 in the host namespace: {} published TCP ports (the attacked \
          8080 is also published for UDP). Flood sources: {ATTACK_NET} (random: 32,768 sources and \
          random ports). dockfw: {} rules on 8080, the flood matches the last; {} banned IPv4 \
-         prefixes, one in each /24 of the flood's sources (so every flood packet looks its source \
-         up in the ban trie), the rest random outside 10.0.0.0/8.",
+         prefixes, one in each /24 of the flood's sources (so every flood packet reads its /24's \
+         ban bitmap), the rest random outside 10.0.0.0/8.",
         std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
             .trim(),
