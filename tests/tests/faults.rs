@@ -736,8 +736,14 @@ fn policy_sources_that_go_bad_leave_the_policy_in_force() {
     let blocklist = dir.join("blocklist.txt");
     write_atomically(&blocklist, &format!("# bad actors\n{BAD}/32\n"));
     write_atomically(&policy, &good_policy(&blocklist));
-    // Room for 16 rule source prefixes (both generations).
-    let daemon = start_daemon(&net, &engine, &policy, &["--max-rule-sources", "16"]);
+    // Room for 16 rule source prefixes (both generations) and one trie node
+    // per generation: a long blocklist fits neither.
+    let daemon = start_daemon(
+        &net,
+        &engine,
+        &policy,
+        &["--max-rule-sources", "16", "--max-source-trie-nodes", "2"],
+    );
     let status = wait_for_port(&daemon, "8080/tcp");
     let mut applied = generation(&status);
     assert_eq!(http_get(&net.client, BAD, HOST, WEB, TIMEOUT), None);

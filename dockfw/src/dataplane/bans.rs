@@ -39,7 +39,9 @@ impl BanSlots {
     /// The allocation the maps hold for the partially banned /24s of
     /// `tables` (what the maps hold): one index read per such /24. Slots
     /// referenced from other /24s are stale (their state is not PARTIAL, so
-    /// no packet reads them) and count as free.
+    /// no packet reads them) and count as free. A slot released by another
+    /// process just before counts as free too: a process starts in far more
+    /// than [`super::slots::REUSE_AFTER`].
     fn scan(maps: &Maps, tables: &BanTables) -> Result<Self, WriteError> {
         let capacity = maps.ban24.len();
         let mut this = Self {
@@ -51,8 +53,9 @@ impl BanSlots {
                 .ban24_index
                 .get(bucket, 0)
                 .map_err(map_error(dockfw_common::BAN24_INDEX_MAP))?;
-            if slot != 0 && slot < capacity {
-                this.slots.mark_used(slot);
+            // A slot two /24s point at (left by a writer that died) is
+            // kept by the first; the other gets a fresh one.
+            if slot != 0 && this.slots.mark_used(slot) {
                 this.slot_of.insert(*bucket, slot);
             }
         }

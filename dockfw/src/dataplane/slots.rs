@@ -38,13 +38,15 @@ impl Slots {
         slots
     }
 
-    /// Marks a slot found in use (by a scan of the maps).
-    pub fn mark_used(&mut self, slot: u32) {
+    /// Marks a slot found in use (by a scan of the maps); `false` when it
+    /// is out of range or already taken.
+    pub fn mark_used(&mut self, slot: u32) -> bool {
         if slot >= self.capacity || self.is_used(slot) {
-            return;
+            return false;
         }
         self.used[(slot / 64) as usize] |= 1 << (slot % 64);
         self.in_use += 1;
+        true
     }
 
     fn is_used(&self, slot: u32) -> bool {
@@ -146,8 +148,10 @@ mod tests {
     #[test]
     fn scanned_slots_stay_taken() {
         let mut slots = Slots::new(5);
-        slots.mark_used(2);
-        slots.mark_used(3);
+        assert!(slots.mark_used(2));
+        assert!(slots.mark_used(3));
+        assert!(!slots.mark_used(3), "taken twice");
+        assert!(!slots.mark_used(5), "out of range");
         let mut got = vec![slots.alloc().unwrap(), slots.alloc().unwrap()];
         got.sort();
         assert_eq!(got, vec![1, 4]);

@@ -143,7 +143,7 @@ impl Plan {
                 active.sources_v4.len(),
                 capacities.rule_sources_v4 as usize,
                 capacities.rule_sources_v4,
-                "raise --max-rule-sources, or use bans for large block lists",
+                "raise --max-source-trie-nodes or --max-rule-sources, or use bans for large block lists",
             ),
             (
                 "IPv6 rule source prefixes",
@@ -152,7 +152,7 @@ impl Plan {
                 active.sources_v6.len(),
                 capacities.rule_sources_v6 as usize,
                 capacities.rule_sources_v6,
-                "raise --max-rule-sources, or use bans for large block lists",
+                "raise --max-source-trie-nodes or --max-rule-sources, or use bans for large block lists",
             ),
             (
                 "interface masks",
