@@ -2,12 +2,12 @@
 //!
 //! Per packet this is: the configuration, the port index and the port's
 //! policy (three array lookups the verifier inlines), the ban state of the
-//! source (an inlined array lookup, see [`crate::bans`]), the source bitmap
-//! (a summary bit, then an LPM lookup only for sources some rule lists, see
-//! [`crate::sources`]), an interface-mask lookup only when the port has
-//! interface conditions, and the matching rule (an inlined array lookup) -
-//! whatever the number of rules or prefixes. Rule order is bit order: the
-//! first matching rule is the lowest set bit.
+//! source (an inlined array lookup, two more for a partly banned /24, see
+//! [`crate::bans`]), the source bitmap (one inlined array lookup per address
+//! byte down the port's trie, see [`crate::sources`]), an interface-mask
+//! lookup only when the port has interface conditions, and the matching rule
+//! (an inlined array lookup) - whatever the number of rules or prefixes.
+//! Rule order is bit order: the first matching rule is the lowest set bit.
 
 use dockfw_common::{
     IfaceMaskKey, MAX_RULES_PER_PORT, PORT_INDEX_SPECIFIC, PortKey, PortPolicy, RuleAction, action,

@@ -6,7 +6,10 @@
 //! well defined: such an address is inside a listed prefix Q exactly when Q
 //! contains P (Q is stored too, and cannot be longer than P), so membership
 //! is the same for all of them. Addresses that match no stored prefix get the
-//! default bitmap. One LPM lookup then answers every rule at once.
+//! default bitmap. One longest-prefix lookup then answers every rule at
+//! once: in the data plane a walk down the port's array trie
+//! ([`super::trie`]), or for ports beyond the trie nodes the IPv4 level
+//! table ([`expand_v4`]) or the IPv6 LPM trie.
 
 use std::collections::BTreeMap;
 
