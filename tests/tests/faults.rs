@@ -747,6 +747,18 @@ fn policy_sources_that_go_bad_leave_the_policy_in_force() {
     let status = wait_for_port(&daemon, "8080/tcp");
     let mut applied = generation(&status);
     assert_eq!(http_get(&net.client, BAD, HOST, WEB, TIMEOUT), None);
+    // The port's source table (the blocklist) missed the trie: still
+    // enforced, and the status says why it is slower.
+    assert!(
+        status["warnings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|warning| warning
+                .as_str()
+                .is_some_and(|text| text.contains("--max-source-trie-nodes"))),
+        "status warns about the trie nodes: {status}"
+    );
 
     // Malformed TOML.
     write_atomically(&policy, "[[rules]]\nname = \"x\"\naction = \"drop\n");

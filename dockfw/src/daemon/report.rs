@@ -9,6 +9,20 @@ use crate::{
 use super::engine::Engine;
 
 impl Engine {
+    /// The last compile's warnings, and whether some ports' source tables
+    /// missed the fast path.
+    fn warnings(&self) -> Vec<String> {
+        let mut warnings = self.compiled.warnings.clone();
+        if self.tries.ports_in_levels > 0 {
+            warnings.push(format!(
+                "{} port(s) have source tables that did not fit the trie nodes ({} in use) \
+                 and use slower hash/LPM lookups; raise --max-source-trie-nodes",
+                self.tries.ports_in_levels, self.tries.nodes
+            ));
+        }
+        warnings
+    }
+
     /// The status as `dockfw status` shows it.
     pub fn status(&self, docker: DockerStatus) -> Status {
         let stat = |owner: &StatOwner| -> StatCounters {
@@ -87,7 +101,7 @@ impl Engine {
             bans: self.bans.len(),
             ports,
             global,
-            warnings: self.compiled.warnings.clone(),
+            warnings: self.warnings(),
             mirror: self.mirror_status(),
         }
     }
