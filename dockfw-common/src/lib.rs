@@ -139,6 +139,13 @@ pub const fn summary_bucket_v6(prefix32: u32) -> u32 {
     prefix32.wrapping_mul(0x9e37_79b1) >> 8
 }
 
+/// Summary bucket of an IPv6 /64 from its first 64 bits (host order value):
+/// a multiplicative hash to 24 bits.
+#[inline(always)]
+pub const fn summary_bucket_v6_64(prefix64: u64) -> u32 {
+    (prefix64.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as u32
+}
+
 /// Counters per statistic id: one per [`outcome`](types::outcome).
 pub const OUTCOMES_PER_STAT: u32 = 4;
 

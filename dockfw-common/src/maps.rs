@@ -44,6 +44,12 @@ pub const OBSOLETE_PINS: &[&str] = &["DFW_BAN24", "DFW_RSRC_V4"];
 /// `Array<u64>`: summary bitmap over hashed IPv6 /32s that some ban
 /// intersects ([`crate::summary_bucket_v6`]); a clear bit skips the trie.
 pub const BAN_SUMMARY_V6_MAP: &str = "DFW_BANSUM_V6";
+/// `Array<u64>`, two bitmaps of [`crate::SUMMARY_WORDS`] words that refine
+/// [`BAN_SUMMARY_V6_MAP`] where it is set: first, per hashed /32, "a ban
+/// shorter than /64 intersects it"; then, per hashed /64
+/// ([`crate::summary_bucket_v6_64`]), "a ban of /64 or longer lies in it".
+/// Both clear: no ban covers the address, the trie is skipped.
+pub const BAN_REFINE_V6_MAP: &str = "DFW_BANREF_V6";
 /// `Array<u64>`: per IPv4 /24, four bits: the source table levels at which
 /// some port (of either generation) has an entry covering it
 /// ([`crate::SOURCE_HINT_WORDS_V4`]). The data plane looks up only those
@@ -109,6 +115,7 @@ pub const PINNED_MAPS: &[&str] = &[
     BAN24_INDEX_MAP,
     BAN24_MAP,
     BAN_SUMMARY_V6_MAP,
+    BAN_REFINE_V6_MAP,
     RULE_SOURCE_SUMMARY_V4_MAP,
     RULE_SOURCE_SUMMARY_V6_MAP,
     RULE_SOURCES_V4_MAP,

@@ -4,14 +4,21 @@
 //! more inlined array lookups (its slot, its bitmap); only
 //! timed bans too wide for per-/24 entries, entries whose earliest expiry
 //! has passed and /24s without a slot ask the LPM trie, which is exact. For
-//! IPv6 a one-bit summary over hashed /32s guards the trie.
+//! IPv6 one-bit summaries guard the trie: over hashed /32s, then (where that
+//! is set) "a ban shorter than /64 in this /32" and "a ban in this /64".
 
 use aya_ebpf::maps::{Array, lpm_trie::Key};
-use dockfw_common::{Ban24, ban_state, config_flag, family, summary_bucket_v4, summary_bucket_v6};
+use dockfw_common::{
+    Ban24, SUMMARY_WORDS, ban_state, config_flag, family, summary_bucket_v4, summary_bucket_v6,
+    summary_bucket_v6_64,
+};
 
 use crate::{
     clock::Clock,
-    maps::{DFW_BAN24_ARR, DFW_BAN24_IX, DFW_BANS_V4, DFW_BANS_V6, DFW_BANSTATE_V4, DFW_BANSUM_V6},
+    maps::{
+        DFW_BAN24_ARR, DFW_BAN24_IX, DFW_BANREF_V6, DFW_BANS_V4, DFW_BANS_V6, DFW_BANSTATE_V4,
+        DFW_BANSUM_V6,
+    },
     parse::Packet,
 };
 
@@ -62,10 +69,20 @@ pub fn is_banned(packet: &Packet, config_flags: u32, clock: &mut Clock) -> bool 
             _ => trie_v4(packet, clock),
         }
     } else {
-        if config_flags & config_flag::BAN_LOOKUP_ALWAYS_V6 == 0
-            && !bucket_set(&DFW_BANSUM_V6, summary_bucket_v6(first))
-        {
-            return false;
+        if config_flags & config_flag::BAN_LOOKUP_ALWAYS_V6 == 0 {
+            let bucket = summary_bucket_v6(first);
+            if !bucket_set(&DFW_BANSUM_V6, bucket) {
+                return false;
+            }
+            let prefix64 = (u64::from(first) << 32) | u64::from(u32::from_be(packet.src[1]));
+            if !bucket_set(&DFW_BANREF_V6, bucket)
+                && !bucket_set(
+                    &DFW_BANREF_V6,
+                    SUMMARY_WORDS * 64 + summary_bucket_v6_64(prefix64),
+                )
+            {
+                return false;
+            }
         }
         unexpired(
             DFW_BANS_V6

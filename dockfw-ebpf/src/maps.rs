@@ -45,6 +45,9 @@ pub static DFW_BAN24_ARR: Array<Ban24> = Array::with_max_entries(capacity::BAN24
 pub static DFW_BANSUM_V6: Array<u64> = Array::with_max_entries(SUMMARY_WORDS, 0);
 
 #[map]
+pub static DFW_BANREF_V6: Array<u64> = Array::with_max_entries(2 * SUMMARY_WORDS, 0);
+
+#[map]
 pub static DFW_RSUM_V4: Array<u64> = Array::with_max_entries(SOURCE_HINT_WORDS_V4, 0);
 
 #[map]

@@ -15,7 +15,7 @@ use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 use dockfw_common::{BAN_STATE_WORDS_V4, Ban24, ban_state, summary_bucket_v4};
 use ipnet::IpNet;
 
-use crate::summary::PrefixSummary;
+use crate::summary::{PrefixSummary, V6Refinement};
 
 /// "Never expires" in expiry fields.
 pub const NEVER: u64 = u64::MAX;
@@ -61,6 +61,8 @@ pub struct BanTables {
     pub partial_v4: BTreeMap<u32, Ban24>,
     /// IPv6: summary over hashed /32s.
     pub summary_v6: PrefixSummary,
+    /// IPv6: the refinement behind the summary.
+    pub refine_v6: V6Refinement,
 }
 
 impl BanTables {
@@ -127,7 +129,11 @@ impl BanTables {
                     _ => trie(),
                 }
             }
-            IpAddr::V6(_) => self.summary_v6.maybe(addr) && trie(),
+            IpAddr::V6(v6) => {
+                self.summary_v6.maybe(addr)
+                    && (self.summary_v6.always_v6 || self.refine_v6.maybe(v6))
+                    && trie()
+            }
         }
     }
 }
@@ -215,6 +221,7 @@ impl BanSet {
             states_v4: vec![0; BAN_STATE_WORDS_V4 as usize],
             partial_v4: BTreeMap::new(),
             summary_v6: PrefixSummary::default(),
+            refine_v6: V6Refinement::default(),
         };
         let mut permanent: Vec<(u32, u32)> = Vec::new();
         for (net, effective, _) in self.effective() {
@@ -222,6 +229,7 @@ impl BanSet {
                 IpNet::V4(net) => net,
                 IpNet::V6(_) => {
                     tables.summary_v6.add(&net);
+                    tables.refine_v6.add(&net);
                     continue;
                 }
             };
@@ -365,6 +373,63 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn ipv6_summaries_skip_the_trie_only_where_no_ban_can_match() {
+        let mut rng = 0x0ddb_a115_eed5_u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        // Addresses in four /32s, so bans and probes share /32s and /64s
+        // (2001:db8::/32 to 2001:dbb::/32), three /64s each.
+        let addr = |next: &mut dyn FnMut() -> u64| {
+            let slash32 = (0x2001_0db8u128 + u128::from(next() % 4)) << 96;
+            let slash64 = u128::from(next() % 3) << 64;
+            IpAddr::V6(std::net::Ipv6Addr::from(
+                slash32 | slash64 | u128::from(next() % 512),
+            ))
+        };
+        for _ in 0..200 {
+            let mut bans = BanSet::new();
+            for _ in 0..(next() % 12) {
+                let len = [24, 32, 40, 48, 56, 63, 64, 80, 96, 127, 128][(next() % 11) as usize];
+                let expiry = [NEVER, 100, 300][(next() % 3) as usize];
+                bans.insert(IpNet::new(addr(&mut next), len).unwrap().trunc(), expiry);
+            }
+            let tables = bans.tables();
+            let mut probes: Vec<IpAddr> = (0..200).map(|_| addr(&mut next)).collect();
+            for (ban, _) in bans.iter() {
+                probes.extend([ban.network(), ban.broadcast()]);
+            }
+            for now in [0, 200, 400] {
+                for probe in &probes {
+                    assert_eq!(
+                        tables.decide(&bans, probe, now),
+                        bans.is_banned(probe, now),
+                        "{probe} at {now}, bans {bans:?}"
+                    );
+                }
+            }
+        }
+        // A /64 ban: its /32 is marked, but another /64 of it skips the trie.
+        let mut bans = BanSet::new();
+        bans.insert(net("2001:db8:1:1::/64"), NEVER);
+        let tables = bans.tables();
+        let near: IpAddr = "2001:db8:1::7".parse().unwrap();
+        let IpAddr::V6(near_v6) = near else {
+            unreachable!()
+        };
+        assert!(tables.summary_v6.maybe(&near));
+        assert!(!tables.refine_v6.maybe(&near_v6));
+        let inside: std::net::Ipv6Addr = "2001:db8:1:1::9".parse().unwrap();
+        assert!(tables.refine_v6.maybe(&inside));
+        // A /48 ban marks its whole /32 as "shorter than /64".
+        bans.insert(net("2001:db8:2::/48"), NEVER);
+        assert!(bans.tables().refine_v6.maybe(&near_v6));
     }
 
     #[test]

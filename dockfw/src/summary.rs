@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use dockfw_common::{SUMMARY_WORDS, summary_bucket_v4, summary_bucket_v6};
+use dockfw_common::{SUMMARY_WORDS, summary_bucket_v4, summary_bucket_v6, summary_bucket_v6_64};
 use ipnet::IpNet;
 
 /// IPv6 prefixes shorter than this are not summarised (they would set up
@@ -97,6 +97,88 @@ impl PrefixSummary {
             v6: self.v6.iter().zip(&other.v6).map(|(a, b)| a | b).collect(),
             always_v6: self.always_v6 || other.always_v6,
         }
+    }
+}
+
+/// Where [`PrefixSummary`]'s IPv6 bit is set, two more bits tell whether the
+/// ban trie can hold a match: "a prefix shorter than /64 intersects this
+/// hashed /32" and "a prefix of /64 or longer lies in this hashed /64"
+/// ([`dockfw_common::summary_bucket_v6_64`]). An address in a /32 that only
+/// holds long bans elsewhere then skips the trie. Prefixes shorter than the
+/// summary's minimum make the data plane look up always and are left out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct V6Refinement {
+    /// Per hashed /32: some prefix shorter than /64 intersects it.
+    pub short: Vec<u64>,
+    /// Per hashed /64: some prefix of /64 or longer lies in it.
+    pub long: Vec<u64>,
+}
+
+impl Default for V6Refinement {
+    fn default() -> Self {
+        Self {
+            short: vec![0; SUMMARY_WORDS as usize],
+            long: vec![0; SUMMARY_WORDS as usize],
+        }
+    }
+}
+
+/// Prefixes of this length and longer go to [`V6Refinement::long`].
+const V6_LONG_LEN: u8 = 64;
+
+impl V6Refinement {
+    /// Adds one prefix (IPv4 ones are ignored).
+    pub fn add(&mut self, net: &IpNet) {
+        let IpNet::V6(net) = net else {
+            return;
+        };
+        let bits = u128::from(net.network());
+        if net.prefix_len() >= V6_LONG_LEN {
+            let bucket = summary_bucket_v6_64((bits >> 64) as u64);
+            set_range(&mut self.long, bucket, bucket);
+        } else if net.prefix_len() >= V6_MIN_LEN {
+            let prefix = (bits >> 96) as u32;
+            let span = 1u32 << V6_BUCKET_BITS.saturating_sub(net.prefix_len());
+            for offset in 0..span {
+                let bucket = summary_bucket_v6(prefix.wrapping_add(offset));
+                set_range(&mut self.short, bucket, bucket);
+            }
+        }
+    }
+
+    /// Whether the data plane, past the /32 summary, would look up `addr`.
+    pub fn maybe(&self, addr: &std::net::Ipv6Addr) -> bool {
+        let bits = u128::from(*addr);
+        let bit = |words: &[u64], bucket: u32| {
+            words
+                .get(bucket as usize / 64)
+                .is_none_or(|word| word >> (bucket % 64) & 1 != 0)
+        };
+        bit(&self.short, summary_bucket_v6((bits >> 96) as u32))
+            || bit(&self.long, summary_bucket_v6_64((bits >> 64) as u64))
+    }
+
+    /// Bucket-wise union.
+    pub fn union(&self, other: &Self) -> Self {
+        Self {
+            short: self
+                .short
+                .iter()
+                .zip(&other.short)
+                .map(|(a, b)| a | b)
+                .collect(),
+            long: self
+                .long
+                .iter()
+                .zip(&other.long)
+                .map(|(a, b)| a | b)
+                .collect(),
+        }
+    }
+
+    /// The map's words: `short`, then `long`.
+    pub fn words(&self) -> impl Iterator<Item = &u64> {
+        self.short.iter().chain(&self.long)
     }
 }
 

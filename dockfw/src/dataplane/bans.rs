@@ -23,7 +23,7 @@ use ipnet::IpNet;
 use super::{Maps, WriteError, slots::Slots};
 use crate::{
     bans::{BanSet, BanTables},
-    summary::PrefixSummary,
+    summary::{PrefixSummary, V6Refinement},
 };
 
 /// Which slot holds each partially banned /24's entry, and which slots are
@@ -182,8 +182,10 @@ pub fn write_bans(maps: &mut Maps, old: &BanSet, new: &BanSet) -> Result<(), Wri
 
     // 1. Changing /24s ask the trie; IPv6 looks at the union.
     let union_v6 = old_tables.summary_v6.union(&new_tables.summary_v6);
+    let union_refine = old_tables.refine_v6.union(&new_tables.refine_v6);
     write_flags(maps, union_v6.always_v6)?;
     write_summary_v6(maps, &old_tables.summary_v6, &union_v6)?;
+    write_refine_v6(maps, Some(&old_tables.refine_v6), &union_refine)?;
     let mut transition = old_tables.states_v4.clone();
     for (index, (old_word, new_word)) in old_tables
         .states_v4
@@ -265,6 +267,7 @@ pub fn write_bans(maps: &mut Maps, old: &BanSet, new: &BanSet) -> Result<(), Wri
     }
     maps.ban_slots = Some(slots);
     write_summary_v6(maps, &union_v6, &new_tables.summary_v6)?;
+    write_refine_v6(maps, Some(&union_refine), &new_tables.refine_v6)?;
     write_flags(maps, new_tables.summary_v6.always_v6)
 }
 
@@ -302,6 +305,7 @@ pub fn resync_bans(maps: &mut Maps, bans: &BanSet) -> Result<(), WriteError> {
     }
     write_states(maps, &transition, &final_states)?;
     maps.ban_slots = Some(slots);
+    write_refine_v6(maps, None, &tables.refine_v6)?;
     for (index, word) in tables.summary_v6.v6.iter().enumerate() {
         maps.ban_summary_v6
             .set(index as u32, *word, 0)
@@ -358,6 +362,27 @@ fn write_states(maps: &mut Maps, from: &[u64], to: &[u64]) -> Result<(), WriteEr
             maps.ban_states_v4
                 .set(index as u32, *new, 0)
                 .map_err(map_error(dockfw_common::BAN_STATES_V4_MAP))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the IPv6 refinement words that differ between `from` and `to`
+/// (all of them when what the map holds is unknown).
+fn write_refine_v6(
+    maps: &mut Maps,
+    from: Option<&V6Refinement>,
+    to: &V6Refinement,
+) -> Result<(), WriteError> {
+    let old: Vec<Option<&u64>> = match from {
+        Some(from) => from.words().map(Some).collect(),
+        None => vec![None; to.short.len() + to.long.len()],
+    };
+    for (index, (old, new)) in old.into_iter().zip(to.words()).enumerate() {
+        if old != Some(new) {
+            maps.ban_refine_v6
+                .set(index as u32, *new, 0)
+                .map_err(map_error(dockfw_common::BAN_REFINE_V6_MAP))?;
         }
     }
     Ok(())

@@ -13,14 +13,14 @@ use aya::{
     programs::{ProgramError, SchedClassifier, Xdp},
 };
 use dockfw_common::{
-    BAN_STATES_V4_MAP, BAN_SUMMARY_V6_MAP, BAN24_INDEX_MAP, BAN24_MAP, BANS_V4_MAP, BANS_V6_MAP,
-    Ban24, BanValue, CONFIG_MAP, Config, Counter, EVENT_BUDGET_MAP, EVENTS_MAP, FRAGS_MAP, FragKey,
-    FragValue, GLOBAL_STATS_MAP, IFACE_MASKS_MAP, IfaceMaskKey, OUTCOMES_PER_STAT, PINNED_MAPS,
-    POLICIES_MAP, PORT_ADDRS_MAP, PORT_INDEX_MAP, PROG_TC, PROG_XDP, PortKey, PortPolicy,
-    RATE_AGGREGATE_MAP, RATE_SOURCES_MAP, RULE_SOURCE_NODES_MAP, RULE_SOURCE_ROOTS_MAP,
-    RULE_SOURCE_SUMMARY_V4_MAP, RULE_SOURCE_SUMMARY_V6_MAP, RULE_SOURCES_V4_MAP,
-    RULE_SOURCES_V6_MAP, RULES_MAP, RateKey, RuleAction, SOURCE_NODE_FANOUT, STATS_MAP,
-    SourceKeyV4, SourceKeyV6, TRACE_MAP, TRACE_MODE_GLOBAL, TraceRecord, capacity,
+    BAN_REFINE_V6_MAP, BAN_STATES_V4_MAP, BAN_SUMMARY_V6_MAP, BAN24_INDEX_MAP, BAN24_MAP,
+    BANS_V4_MAP, BANS_V6_MAP, Ban24, BanValue, CONFIG_MAP, Config, Counter, EVENT_BUDGET_MAP,
+    EVENTS_MAP, FRAGS_MAP, FragKey, FragValue, GLOBAL_STATS_MAP, IFACE_MASKS_MAP, IfaceMaskKey,
+    OUTCOMES_PER_STAT, PINNED_MAPS, POLICIES_MAP, PORT_ADDRS_MAP, PORT_INDEX_MAP, PROG_TC,
+    PROG_XDP, PortKey, PortPolicy, RATE_AGGREGATE_MAP, RATE_SOURCES_MAP, RULE_SOURCE_NODES_MAP,
+    RULE_SOURCE_ROOTS_MAP, RULE_SOURCE_SUMMARY_V4_MAP, RULE_SOURCE_SUMMARY_V6_MAP,
+    RULE_SOURCES_V4_MAP, RULE_SOURCES_V6_MAP, RULES_MAP, RateKey, RuleAction, SOURCE_NODE_FANOUT,
+    STATS_MAP, SourceKeyV4, SourceKeyV6, TRACE_MAP, TRACE_MODE_GLOBAL, TraceRecord, capacity,
 };
 
 /// Map capacities (`max_entries`). They apply when a map is created; a
@@ -192,6 +192,8 @@ pub struct Maps {
     pub ban_slots: Option<super::bans::BanSlots>,
     /// [`dockfw_common::BAN_SUMMARY_V6_MAP`].
     pub ban_summary_v6: Array<MapData, u64>,
+    /// [`dockfw_common::BAN_REFINE_V6_MAP`].
+    pub ban_refine_v6: Array<MapData, u64>,
     /// [`dockfw_common::RULE_SOURCE_SUMMARY_V4_MAP`].
     pub rule_source_summary_v4: Array<MapData, u64>,
     /// [`dockfw_common::RULE_SOURCE_SUMMARY_V6_MAP`].
@@ -431,6 +433,7 @@ impl Maps {
             ban24: take(ebpf, BAN24_MAP)?,
             ban_slots: None,
             ban_summary_v6: take(ebpf, BAN_SUMMARY_V6_MAP)?,
+            ban_refine_v6: take(ebpf, BAN_REFINE_V6_MAP)?,
             rule_source_summary_v4: take(ebpf, RULE_SOURCE_SUMMARY_V4_MAP)?,
             rule_source_summary_v6: take(ebpf, RULE_SOURCE_SUMMARY_V6_MAP)?,
             rule_sources_v4: take(ebpf, RULE_SOURCES_V4_MAP)?,
