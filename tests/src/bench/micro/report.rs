@@ -116,7 +116,8 @@ pub fn build(
         out,
         "Policy: 1,000 published ports (IPv4 + IPv6 TCP), 16 rules on the hit port, match on the 16th; \
          {} IPv4 + {} IPv6 bans (random /16../32 and /32../128, none covering the source; one shares \
-         the source's /24, so that /24's ban bitmap is looked up). Frame: 54-byte TCP SYN.",
+         the IPv4 source's /24, so that /24's ban bitmap is looked up; one the IPv6 source's /32 but not \
+         its /64). Frame: 54-byte TCP SYN.",
         thousands(main.bans_v4),
         thousands(main.bans_v6),
     );
@@ -264,7 +265,7 @@ pub fn build(
 /// What each step adds: differences between attribution rows, in the
 /// order a packet meets them. (label, later row, earlier row); rows are
 /// named by their letter, `floor`, `worst`.
-const STEPS: [(&str, &str, &str); 12] = [
+const STEPS: [(&str, &str, &str); 13] = [
     ("Ethernet parse + global counter", "a.", "floor"),
     ("IPv4 + TCP parse, config, port index", "b.", "a."),
     ("port policy, ban summary bit, port counter", "c.", "b."),
@@ -287,9 +288,14 @@ const STEPS: [(&str, &str, &str); 12] = [
         "h.",
     ),
     (
-        "IPv6 instead of IPv4 (ban LPM lookup, 16-byte source trie walk)",
+        "IPv6 instead of IPv4 (ban summaries, 16-byte source trie walk)",
         "j.",
         "h.",
+    ),
+    (
+        "IPv6 ban LPM trie walk (source shares a /64 with a ban)",
+        "m.",
+        "j.",
     ),
     ("802.1Q + 3 IPv6 extension headers", "worst", "j."),
     ("TC program instead of XDP (skb)", "l.", "h."),

@@ -212,6 +212,13 @@ pub fn all(world: &World) -> Vec<Variant> {
         common,
         DROP,
     ));
+    list.push(variant(
+        "m. plain IPv6 SYN from a source sharing a /64 with a ban: + ban trie walk (miss)",
+        Attribution,
+        xdp(main),
+        scenario::syn_v6_same64(PORT_16_RULES),
+        DROP,
+    ));
     list
 }
 
