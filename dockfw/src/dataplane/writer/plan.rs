@@ -11,17 +11,19 @@ use dockfw_common::{
 use ipnet::IpNet;
 
 use super::{Placement, TrieUsage, WriteError, contents::Contents, map_error, port_key, raw_port};
-use crate::compile::trie::Node;
 use crate::{
-    compile::{CompiledPolicy, trie::NodePool},
+    compile::{
+        CompiledPolicy,
+        trie::{Node, NodePool},
+    },
     dataplane::{Capacities, Maps},
 };
 
 /// The entries a compiled policy needs, placed in a generation.
 pub(super) struct Plan {
     placements: Vec<Placement>,
-    /// Per port, the root of its source trie (0: the port uses the
-    /// level table, or has no source condition).
+    /// Per port, the root of its source trie (0: the port uses the hash or
+    /// LPM tables, or has no source condition).
     roots: Vec<u32>,
     /// The generation's trie nodes.
     nodes: NodePool,
@@ -59,8 +61,8 @@ impl Plan {
             rule_base += port.rules.len() as u32;
             plan.rules += port.rules.len();
             plan.port_addrs += usize::from(port.port.key.addr.is_some());
-            // Source tables go into the trie while its nodes last; the
-            // level table (hash lookups) takes the rest.
+            // Source tables go into the trie while its nodes last; the IPv4
+            // level table (hash) and the IPv6 LPM trie take the rest.
             let root = if port.policy.flags & port_flag::HAS_SOURCE_RULES != 0
                 && slot < capacities.rule_source_roots
             {
