@@ -48,6 +48,7 @@ pub fn ban(args: &BanArgs) -> anyhow::Result<ExitCode> {
         Ok(response) => ok(response),
         Err(ClientError::NotRunning(_)) => {
             let mut maps = open_pins(&args.client)?;
+            let _lock = lock_pins(&args.client)?;
             let old = read_bans(&maps)?;
             let mut new = old.clone();
             new.insert(args.cidr, expiry_after(args.duration));
@@ -68,6 +69,7 @@ pub fn unban(args: &UnbanArgs) -> anyhow::Result<ExitCode> {
         Ok(response) => ok(response),
         Err(ClientError::NotRunning(_)) => {
             let mut maps = open_pins(&args.client)?;
+            let _lock = lock_pins(&args.client)?;
             let old = read_bans(&maps)?;
             let mut new = old.clone();
             if !new.remove(&args.cidr) {
@@ -110,6 +112,18 @@ pub fn bans(args: &ClientArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pinned maps' writer lock, for an update without a daemon.
+fn lock_pins(args: &ClientArgs) -> anyhow::Result<crate::dataplane::pins::WriterLock> {
+    crate::dataplane::pins::lock_writer(&args.pin_dir, crate::dataplane::pins::WRITER_WAIT)
+        .with_context(|| {
+            format!(
+                "no daemon answers, and the maps pinned under {} are not free to write (a \
+                 daemon starting, or another `dockfw ban`?); try again",
+                args.pin_dir.display()
+            )
+        })
 }
 
 fn open_pins(args: &ClientArgs) -> anyhow::Result<Maps> {

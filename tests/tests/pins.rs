@@ -1,6 +1,7 @@
 //! Pins left by another dockfw version are refused with a clear error before
 //! anything is loaded, and `dockfw detach` clears them; pins of maps this
-//! version no longer uses are removed on load. Root tier.
+//! version no longer uses are removed on load; bans written without a
+//! daemon take the pin directory's writer lock. Root tier.
 
 use std::{path::PathBuf, process::Command};
 
@@ -126,4 +127,87 @@ fn pins_of_maps_no_longer_used_are_removed_on_load() {
         dir.0.join("maps").join(dockfw_common::BAN24_MAP).exists(),
         "the current maps stay pinned"
     );
+}
+
+/// `dockfw ban` and `unban` with no daemon write the pinned maps themselves,
+/// each process finding the ban slots in use from the maps, and only while
+/// no other writer holds the pin directory's lock.
+#[test]
+fn bans_without_a_daemon_take_the_writer_lock() {
+    dockfw_tests::require_root("pinning maps");
+    let dir = PinDir(PathBuf::from(format!(
+        "/sys/fs/bpf/dfw-test-banlock-{}",
+        std::process::id()
+    )));
+    let options = LoadOptions {
+        pin_dir: Some(dir.0.clone()),
+        ..LoadOptions::default()
+    };
+    drop(
+        Dataplane::load(&options)
+            .unwrap_or_else(|error| panic!("first load: {}", dockfw_tests::chain(&error))),
+    );
+    let run_dir = std::env::temp_dir().join(format!("dfw-banlock-run-{}", std::process::id()));
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_dockfw"))
+            .args(args)
+            .arg("--pin-dir")
+            .arg(&dir.0)
+            .arg("--run-dir")
+            .arg(&run_dir)
+            .output()
+            .unwrap_or_else(|error| panic!("running dockfw {args:?}: {error}"))
+    };
+    let slot_of = |addr: u32| {
+        let maps = dockfw::dataplane::Maps::from_pins(&dir.0)
+            .unwrap_or_else(|error| panic!("opening pins: {}", dockfw_tests::chain(&error)));
+        let bans = dockfw::dataplane::bans::read_bans(&maps).unwrap();
+        let slot = maps.ban24_index.get(&(addr >> 8), 0).unwrap();
+        let bit = (slot != 0).then(|| {
+            let entry = maps.ban24.get(&slot, 0).unwrap();
+            let host = (addr & 0xff) as usize;
+            entry.bits[host / 64] >> (host % 64) & 1 == 1
+        });
+        (bans.len(), slot, bit)
+    };
+    let first = u32::from(std::net::Ipv4Addr::new(198, 51, 100, 7));
+    let second = u32::from(std::net::Ipv4Addr::new(198, 51, 100, 8));
+
+    let output = cli(&["ban", "198.51.100.7/32"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("no daemon running"));
+    let (count, slot, bit) = slot_of(first);
+    assert_eq!(count, 1);
+    assert_ne!(slot, 0, "the partly banned /24 got a slot");
+    assert_eq!(bit, Some(true));
+
+    // Another writer holds the lock: the ban waits, then fails clearly.
+    let lock = dockfw::dataplane::pins::lock_writer(&dir.0, std::time::Duration::ZERO)
+        .unwrap_or_else(|error| panic!("taking the lock: {error}"));
+    let output = cli(&["ban", "198.51.100.8/32"]);
+    assert!(!output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("not free to write"),
+        "{output:?}"
+    );
+    assert_eq!(slot_of(second).0, 1, "nothing was written");
+    drop(lock);
+
+    // A second process sees the first one's slot: the /24's new entry goes
+    // to another slot and holds both addresses.
+    let output = cli(&["ban", "198.51.100.8/32"]);
+    assert!(output.status.success(), "{output:?}");
+    let (count, moved, bit) = slot_of(second);
+    assert_eq!(count, 2);
+    assert_ne!(moved, 0);
+    assert_ne!(moved, slot, "a changed entry goes to a fresh slot");
+    assert_eq!(bit, Some(true));
+    assert_eq!(slot_of(first).2, Some(true));
+
+    let output = cli(&["unban", "198.51.100.7/32"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(slot_of(first).2, Some(false));
+    let output = cli(&["unban", "198.51.100.8/32"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(slot_of(second), (0, 0, None), "the /24 lost its slot");
 }

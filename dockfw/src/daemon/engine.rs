@@ -52,6 +52,8 @@ pub struct EngineConfig {
 
 /// The running enforcer.
 pub struct Engine {
+    /// Held while the engine runs ([`crate::dataplane::pins::WriterLock`]).
+    _writer_lock: Option<crate::dataplane::pins::WriterLock>,
     pub(super) config: EngineConfig,
     pub(super) dataplane: Dataplane,
     writer: GenerationWriter,
@@ -110,6 +112,17 @@ impl Engine {
             trace: false,
         };
         let mut dataplane = Dataplane::load(&options)?;
+        // The only writer of the pinned maps while it runs.
+        let writer_lock = match &config.pin_dir {
+            Some(dir) => Some(
+                crate::dataplane::pins::lock_writer(dir, crate::dataplane::pins::WRITER_WAIT)
+                    .map_err(|source| DaemonError::PinsBusy {
+                        dir: dir.clone(),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
         let mut current = dataplane.maps.config.get(&0, 0).unwrap_or_default();
         set_event_rate(&mut current, config.events_per_second);
         dataplane
@@ -146,6 +159,7 @@ impl Engine {
         info!(bans = bans.len(), "data plane ready");
         let mirror = config.mirror.map(crate::mirror::daemon::MirrorState::new);
         Ok(Self {
+            _writer_lock: writer_lock,
             active_slot: current.active_generation & 1,
             tries: crate::dataplane::TrieUsage::default(),
             config,

@@ -81,6 +81,18 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    /// Another process writes the pinned maps.
+    #[error(
+        "another process is writing the maps pinned under {dir} (another dockfw daemon, or \
+         `dockfw ban` without one): {source}"
+    )]
+    PinsBusy {
+        /// The pin directory.
+        dir: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Signal handlers could not be installed.
     #[error("installing signal handlers failed: {0}")]
     Signals(#[source] std::io::Error),

@@ -107,3 +107,35 @@ pub fn detach_all(pin_dir: &Path) -> Result<Vec<String>, AttachError> {
     }
     Ok(removed)
 }
+
+/// How long a writer waits for another to finish (a `dockfw ban` takes a
+/// fraction of a second).
+pub const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The right to write the maps pinned under a pin directory: an exclusive
+/// `flock` on the directory, held by a running daemon for its lifetime and
+/// by `dockfw ban`/`unban` without one for their update. Two writers would
+/// otherwise lose each other's bans and could hand one ban slot to two
+/// /24s. Released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct WriterLock {
+    _dir: fs::File,
+}
+
+/// Takes the writer lock of `pin_dir`, waiting up to `wait` for the holder.
+pub fn lock_writer(pin_dir: &Path, wait: std::time::Duration) -> io::Result<WriterLock> {
+    use std::os::fd::AsRawFd;
+    let dir = fs::File::open(pin_dir)?;
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(WriterLock { _dir: dir });
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::WouldBlock || std::time::Instant::now() >= deadline {
+            return Err(error);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
