@@ -263,7 +263,9 @@ pub struct CapacityArgs {
     /// Banned prefixes per family.
     #[arg(long, value_name = "N", default_value_t = dockfw_common::capacity::BANS_V4)]
     pub max_bans: u32,
-    /// Rule source prefixes per family (both generations).
+    /// Rule source entries per family (both generations) for ports whose
+    /// source tables do not fit the tries (--max-source-trie-nodes): IPv4
+    /// prefixes expanded to /8, /16, /24 and /32 levels, IPv6 prefixes.
     #[arg(long, value_name = "N", default_value_t = dockfw_common::capacity::RULE_SOURCES_V4)]
     pub max_rule_sources: u32,
     /// Nodes of the rule-source tries, both generations (2 KiB each,
