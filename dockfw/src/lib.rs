@@ -20,5 +20,7 @@ pub mod model;
 pub mod policy;
 pub mod status;
 pub mod summary;
+#[cfg(test)]
+mod test_rng;
 pub mod top;
 pub mod trace;

@@ -290,13 +290,7 @@ mod tests {
 
     #[test]
     fn level_expansion_answers_like_the_longest_match() {
-        let mut state = 0x51ed_2701_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_rng::xorshift(0x51ed_2701_u64);
         for _ in 0..100 {
             let rules: Vec<SourceMatch> = (0..(next() % 6 + 1))
                 .map(|_| {
@@ -311,8 +305,8 @@ mod tests {
                         })
                         .collect();
                     SourceMatch {
-                        from: (next() % 3 != 0).then_some(nets.clone()),
-                        not_from: if next() % 2 == 0 {
+                        from: (!next().is_multiple_of(3)).then_some(nets.clone()),
+                        not_from: if next().is_multiple_of(2) {
                             nets.into_iter().take(1).collect()
                         } else {
                             vec![]
@@ -355,13 +349,7 @@ mod tests {
     #[test]
     fn randomised_against_direct_evaluation() {
         // A small deterministic generator (no extra dependency).
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_rng::xorshift(0x2545_f491_4f6c_dd1du64);
         for _ in 0..200 {
             let mut rules = Vec::new();
             for _ in 0..(next() % 8 + 1) {
@@ -383,7 +371,7 @@ mod tests {
                 let not_from = pick(3);
                 let from_refs: Vec<&str> = from.iter().map(String::as_str).collect();
                 let not_refs: Vec<&str> = not_from.iter().map(String::as_str).collect();
-                let positive = next() % 3 != 0;
+                let positive = !next().is_multiple_of(3);
                 rules.push(matcher(positive.then_some(&from_refs[..]), &not_refs));
             }
             let mut probes: Vec<String> = (0..50)

@@ -276,13 +276,7 @@ mod tests {
 
     #[test]
     fn random_tables_agree_with_the_reference() {
-        let mut state = 0x1234_5678_9abc_def0u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_rng::xorshift(0x1234_5678_9abc_def0u64);
         for _ in 0..200 {
             let count = (next() % 40) as usize;
             let mut prefixes = Vec::new();

@@ -310,13 +310,7 @@ mod tests {
 
     #[test]
     fn randomised_against_membership() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_rng::xorshift(0x9e37_79b9_7f4a_7c15u64);
         for _ in 0..300 {
             let mut pick = || {
                 let count = next() % 4;
