@@ -65,6 +65,14 @@ pub struct BanTables {
     pub refine_v6: V6Refinement,
 }
 
+/// Sets the two-bit IPv4 state of `bucket` in the state words `states`.
+pub(crate) fn set_state_v4(states: &mut [u64], bucket: u32, state: u64) {
+    if let Some(word) = states.get_mut((bucket / 32) as usize) {
+        let shift = (bucket % 32) * 2;
+        *word = (*word & !(3 << shift)) | (state << shift);
+    }
+}
+
 impl BanTables {
     /// The state of the /24 bucket `bucket`.
     pub fn state_v4(&self, bucket: u32) -> u64 {
@@ -77,10 +85,7 @@ impl BanTables {
     }
 
     fn set_state_v4(&mut self, bucket: u32, state: u64) {
-        if let Some(word) = self.states_v4.get_mut((bucket / 32) as usize) {
-            let shift = (bucket % 32) * 2;
-            *word = (*word & !(3 << shift)) | (state << shift);
-        }
+        set_state_v4(&mut self.states_v4, bucket, state);
     }
 
     /// Sets every /24 in `first..=last` to `state` (whole words at a time).
@@ -329,13 +334,7 @@ mod tests {
 
     #[test]
     fn tables_decide_like_the_ban_set() {
-        let mut rng = 0x1234_5678_9abc_def1u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = crate::test_rng::xorshift(0x1234_5678_9abc_def1u64);
         for round in 0..60 {
             let mut bans = BanSet::new();
             for _ in 0..(next() % 40) {
@@ -377,13 +376,7 @@ mod tests {
 
     #[test]
     fn ipv6_summaries_skip_the_trie_only_where_no_ban_can_match() {
-        let mut rng = 0x0ddb_a115_eed5_u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = crate::test_rng::xorshift(0x0ddb_a115_eed5_u64);
         // Addresses in four /32s, so bans and probes share /32s and /64s
         // (2001:db8::/32 to 2001:dbb::/32), three /64s each.
         let addr = |next: &mut dyn FnMut() -> u64| {

@@ -56,18 +56,7 @@ impl PrefixSummary {
                 set_range(&mut self.v4, first, last);
             }
             IpNet::V6(net) if net.prefix_len() < V6_MIN_LEN => self.always_v6 = true,
-            IpNet::V6(net) => {
-                let prefix = (u128::from(net.network()) >> 96) as u32;
-                let span = if net.prefix_len() >= V6_BUCKET_BITS {
-                    1
-                } else {
-                    1u32 << (V6_BUCKET_BITS - net.prefix_len())
-                };
-                for offset in 0..span {
-                    let bucket = summary_bucket_v6(prefix.wrapping_add(offset));
-                    set_range(&mut self.v6, bucket, bucket);
-                }
-            }
+            IpNet::V6(net) => set_slash32s(&mut self.v6, net),
         }
     }
 
@@ -85,16 +74,14 @@ impl PrefixSummary {
                 )
             }
         };
-        words
-            .get(bucket as usize / 64)
-            .is_none_or(|word| word >> (bucket % 64) & 1 != 0)
+        bucket_set(words, bucket)
     }
 
     /// Bucket-wise union.
     pub fn union(&self, other: &Self) -> Self {
         Self {
-            v4: self.v4.iter().zip(&other.v4).map(|(a, b)| a | b).collect(),
-            v6: self.v6.iter().zip(&other.v6).map(|(a, b)| a | b).collect(),
+            v4: union(&self.v4, &other.v4),
+            v6: union(&self.v6, &other.v6),
             always_v6: self.always_v6 || other.always_v6,
         }
     }
@@ -132,54 +119,52 @@ impl V6Refinement {
         let IpNet::V6(net) = net else {
             return;
         };
-        let bits = u128::from(net.network());
         if net.prefix_len() >= V6_LONG_LEN {
-            let bucket = summary_bucket_v6_64((bits >> 64) as u64);
+            let bucket = summary_bucket_v6_64((u128::from(net.network()) >> 64) as u64);
             set_range(&mut self.long, bucket, bucket);
         } else if net.prefix_len() >= V6_MIN_LEN {
-            let prefix = (bits >> 96) as u32;
-            let span = 1u32 << V6_BUCKET_BITS.saturating_sub(net.prefix_len());
-            for offset in 0..span {
-                let bucket = summary_bucket_v6(prefix.wrapping_add(offset));
-                set_range(&mut self.short, bucket, bucket);
-            }
+            set_slash32s(&mut self.short, net);
         }
     }
 
     /// Whether the data plane, past the /32 summary, would look up `addr`.
     pub fn maybe(&self, addr: &std::net::Ipv6Addr) -> bool {
         let bits = u128::from(*addr);
-        let bit = |words: &[u64], bucket: u32| {
-            words
-                .get(bucket as usize / 64)
-                .is_none_or(|word| word >> (bucket % 64) & 1 != 0)
-        };
-        bit(&self.short, summary_bucket_v6((bits >> 96) as u32))
-            || bit(&self.long, summary_bucket_v6_64((bits >> 64) as u64))
+        bucket_set(&self.short, summary_bucket_v6((bits >> 96) as u32))
+            || bucket_set(&self.long, summary_bucket_v6_64((bits >> 64) as u64))
     }
 
     /// Bucket-wise union.
     pub fn union(&self, other: &Self) -> Self {
         Self {
-            short: self
-                .short
-                .iter()
-                .zip(&other.short)
-                .map(|(a, b)| a | b)
-                .collect(),
-            long: self
-                .long
-                .iter()
-                .zip(&other.long)
-                .map(|(a, b)| a | b)
-                .collect(),
+            short: union(&self.short, &other.short),
+            long: union(&self.long, &other.long),
         }
     }
+}
 
-    /// The map's words: `short`, then `long`.
-    pub fn words(&self) -> impl Iterator<Item = &u64> {
-        self.short.iter().chain(&self.long)
+/// Sets the buckets of the hashed /32s an IPv6 prefix of at least
+/// [`V6_MIN_LEN`] bits intersects.
+fn set_slash32s(words: &mut [u64], net: &ipnet::Ipv6Net) {
+    let prefix = (u128::from(net.network()) >> 96) as u32;
+    let span = 1u32 << V6_BUCKET_BITS.saturating_sub(net.prefix_len());
+    for offset in 0..span {
+        let bucket = summary_bucket_v6(prefix.wrapping_add(offset));
+        set_range(words, bucket, bucket);
     }
+}
+
+/// Whether bucket `bucket` is set (a missing word counts as set, as in the
+/// data plane).
+fn bucket_set(words: &[u64], bucket: u32) -> bool {
+    words
+        .get(bucket as usize / 64)
+        .is_none_or(|word| word >> (bucket % 64) & 1 != 0)
+}
+
+/// Word-wise union of two bitmaps of equal length.
+fn union(a: &[u64], b: &[u64]) -> Vec<u64> {
+    a.iter().zip(b).map(|(a, b)| a | b).collect()
 }
 
 /// IPv4 source-level hints: per /24, four bits telling at which levels

@@ -16,13 +16,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aya::maps::{MapError, lpm_trie::Key};
+use aya::maps::{Array, MapData, MapError, lpm_trie::Key};
 use dockfw_common::{Ban24, BanValue, ban_state, config_flag};
 use ipnet::IpNet;
 
 use super::{Maps, WriteError, slots::Slots};
 use crate::{
-    bans::{BanSet, BanTables},
+    bans::{BanSet, BanTables, set_state_v4},
     summary::{PrefixSummary, V6Refinement},
 };
 
@@ -103,13 +103,6 @@ fn unlink(maps: &mut Maps, slots: &mut BanSlots, bucket: u32) -> Result<(), Writ
     Ok(())
 }
 
-/// Sets the two-bit state of `bucket` in `states`.
-fn set_state(states: &mut [u64], bucket: u32, state: u64) {
-    let word = &mut states[(bucket / 32) as usize];
-    let shift = (bucket % 32) * 2;
-    *word = (*word & !(3 << shift)) | (state << shift);
-}
-
 fn map_error(map: &'static str) -> impl FnOnce(MapError) -> WriteError {
     move |source| WriteError::Map { map, source }
 }
@@ -184,7 +177,7 @@ pub fn write_bans(maps: &mut Maps, old: &BanSet, new: &BanSet) -> Result<(), Wri
     let union_v6 = old_tables.summary_v6.union(&new_tables.summary_v6);
     let union_refine = old_tables.refine_v6.union(&new_tables.refine_v6);
     write_flags(maps, union_v6.always_v6)?;
-    write_summary_v6(maps, &old_tables.summary_v6, &union_v6)?;
+    write_summary_v6(maps, Some(&old_tables.summary_v6), &union_v6)?;
     write_refine_v6(maps, Some(&old_tables.refine_v6), &union_refine)?;
     let mut transition = old_tables.states_v4.clone();
     for (index, (old_word, new_word)) in old_tables
@@ -204,7 +197,7 @@ pub fn write_bans(maps: &mut Maps, old: &BanSet, new: &BanSet) -> Result<(), Wri
             transition[index] = word;
         }
     }
-    write_states(maps, &old_tables.states_v4, &transition)?;
+    write_states(maps, Some(&old_tables.states_v4), &transition)?;
 
     // 2. The tries.
     let old_values: BTreeMap<IpNet, (u64, u64)> = old_effective
@@ -246,11 +239,11 @@ pub fn write_bans(maps: &mut Maps, old: &BanSet, new: &BanSet) -> Result<(), Wri
         if place(maps, &mut slots, *bucket, entry)? {
             placed_words.insert(bucket / 32);
         } else {
-            set_state(&mut final_states, *bucket, ban_state::EXACT);
+            set_state_v4(&mut final_states, *bucket, ban_state::EXACT);
             homeless.push(*bucket);
         }
     }
-    write_states(maps, &transition, &final_states)?;
+    write_states(maps, Some(&transition), &final_states)?;
     for index in placed_words {
         maps.ban_states_v4
             .set(index, final_states[index as usize], 0)
@@ -266,7 +259,7 @@ pub fn write_bans(maps: &mut Maps, old: &BanSet, new: &BanSet) -> Result<(), Wri
         unlink(maps, &mut slots, bucket)?;
     }
     maps.ban_slots = Some(slots);
-    write_summary_v6(maps, &union_v6, &new_tables.summary_v6)?;
+    write_summary_v6(maps, Some(&union_v6), &new_tables.summary_v6)?;
     write_refine_v6(maps, Some(&union_refine), &new_tables.refine_v6)?;
     write_flags(maps, new_tables.summary_v6.always_v6)
 }
@@ -280,13 +273,9 @@ pub fn resync_bans(maps: &mut Maps, bans: &BanSet) -> Result<(), WriteError> {
     // right; then they turn PARTIAL.
     let mut transition = tables.states_v4.clone();
     for bucket in tables.partial_v4.keys() {
-        set_state(&mut transition, *bucket, ban_state::EXACT);
+        set_state_v4(&mut transition, *bucket, ban_state::EXACT);
     }
-    for (index, word) in transition.iter().enumerate() {
-        maps.ban_states_v4
-            .set(index as u32, *word, 0)
-            .map_err(map_error(dockfw_common::BAN_STATES_V4_MAP))?;
-    }
+    write_states(maps, None, &transition)?;
     let mut slots = BanSlots::scan(maps, &tables)?;
     let mut final_states = tables.states_v4.clone();
     for (bucket, entry) in &tables.partial_v4 {
@@ -299,18 +288,14 @@ pub fn resync_bans(maps: &mut Maps, bans: &BanSet) -> Result<(), WriteError> {
             None => None,
         };
         if held.as_ref() != Some(entry) && !place(maps, &mut slots, *bucket, entry)? {
-            set_state(&mut final_states, *bucket, ban_state::EXACT);
+            set_state_v4(&mut final_states, *bucket, ban_state::EXACT);
             unlink(maps, &mut slots, *bucket)?;
         }
     }
-    write_states(maps, &transition, &final_states)?;
+    write_states(maps, Some(&transition), &final_states)?;
     maps.ban_slots = Some(slots);
     write_refine_v6(maps, None, &tables.refine_v6)?;
-    for (index, word) in tables.summary_v6.v6.iter().enumerate() {
-        maps.ban_summary_v6
-            .set(index as u32, *word, 0)
-            .map_err(map_error(dockfw_common::BAN_SUMMARY_V6_MAP))?;
-    }
+    write_summary_v6(maps, None, &tables.summary_v6)?;
     write_flags(maps, tables.summary_v6.always_v6)
 }
 
@@ -355,53 +340,61 @@ fn remove(maps: &mut Maps, net: &IpNet) -> Result<(), WriteError> {
     }
 }
 
-/// Writes the IPv4 state words that differ between `from` and `to`.
-fn write_states(maps: &mut Maps, from: &[u64], to: &[u64]) -> Result<(), WriteError> {
-    for (index, (old, new)) in from.iter().zip(to).enumerate() {
-        if old != new {
-            maps.ban_states_v4
-                .set(index as u32, *new, 0)
-                .map_err(map_error(dockfw_common::BAN_STATES_V4_MAP))?;
+/// Writes the words of `to` into `array` from index `base`, skipping those
+/// equal to `from`'s (what the map holds; `None`: unknown, write them all).
+fn write_words(
+    array: &mut Array<MapData, u64>,
+    map: &'static str,
+    base: u32,
+    from: Option<&[u64]>,
+    to: &[u64],
+) -> Result<(), WriteError> {
+    for (index, new) in to.iter().enumerate() {
+        if from.is_some_and(|from| from.get(index) == Some(new)) {
+            continue;
         }
+        array
+            .set(base + index as u32, *new, 0)
+            .map_err(map_error(map))?;
     }
     Ok(())
 }
 
-/// Writes the IPv6 refinement words that differ between `from` and `to`
-/// (all of them when what the map holds is unknown).
-fn write_refine_v6(
-    maps: &mut Maps,
-    from: Option<&V6Refinement>,
-    to: &V6Refinement,
-) -> Result<(), WriteError> {
-    let old: Vec<Option<&u64>> = match from {
-        Some(from) => from.words().map(Some).collect(),
-        None => vec![None; to.short.len() + to.long.len()],
-    };
-    for (index, (old, new)) in old.into_iter().zip(to.words()).enumerate() {
-        if old != Some(new) {
-            maps.ban_refine_v6
-                .set(index as u32, *new, 0)
-                .map_err(map_error(dockfw_common::BAN_REFINE_V6_MAP))?;
-        }
-    }
-    Ok(())
+/// Writes the IPv4 state words that differ between `from` and `to`.
+fn write_states(maps: &mut Maps, from: Option<&[u64]>, to: &[u64]) -> Result<(), WriteError> {
+    let map = dockfw_common::BAN_STATES_V4_MAP;
+    write_words(&mut maps.ban_states_v4, map, 0, from, to)
 }
 
 /// Writes the IPv6 summary words that differ between `from` and `to`.
 fn write_summary_v6(
     maps: &mut Maps,
-    from: &PrefixSummary,
+    from: Option<&PrefixSummary>,
     to: &PrefixSummary,
 ) -> Result<(), WriteError> {
-    for (index, (old, new)) in from.v6.iter().zip(&to.v6).enumerate() {
-        if old != new {
-            maps.ban_summary_v6
-                .set(index as u32, *new, 0)
-                .map_err(map_error(dockfw_common::BAN_SUMMARY_V6_MAP))?;
-        }
-    }
-    Ok(())
+    let map = dockfw_common::BAN_SUMMARY_V6_MAP;
+    let from = from.map(|from| from.v6.as_slice());
+    write_words(&mut maps.ban_summary_v6, map, 0, from, &to.v6)
+}
+
+/// Writes the IPv6 refinement words that differ between `from` and `to`:
+/// the map holds `short`, then `long`.
+fn write_refine_v6(
+    maps: &mut Maps,
+    from: Option<&V6Refinement>,
+    to: &V6Refinement,
+) -> Result<(), WriteError> {
+    let map = dockfw_common::BAN_REFINE_V6_MAP;
+    let short = from.map(|from| from.short.as_slice());
+    let long = from.map(|from| from.long.as_slice());
+    write_words(&mut maps.ban_refine_v6, map, 0, short, &to.short)?;
+    write_words(
+        &mut maps.ban_refine_v6,
+        map,
+        to.short.len() as u32,
+        long,
+        &to.long,
+    )
 }
 
 fn write_flags(maps: &mut Maps, always_v6: bool) -> Result<(), WriteError> {
