@@ -16,14 +16,14 @@ impl Drop for PinDir {
     }
 }
 
-#[test]
-fn pins_from_another_abi_are_refused_then_detached() {
+/// A pin directory named `name` (removed when dropped) holding a full set
+/// of pins from a first load, which also mounts bpffs if needed.
+fn pinned(name: &str) -> (PinDir, LoadOptions) {
     dockfw_tests::require_root("pinning maps");
     let dir = PinDir(PathBuf::from(format!(
-        "/sys/fs/bpf/dfw-test-pins-{}",
+        "/sys/fs/bpf/{name}-{}",
         std::process::id()
     )));
-    // A first load creates the bpffs mount (if needed) and a full set of pins.
     let options = LoadOptions {
         pin_dir: Some(dir.0.clone()),
         ..LoadOptions::default()
@@ -32,28 +32,32 @@ fn pins_from_another_abi_are_refused_then_detached() {
         Dataplane::load(&options)
             .unwrap_or_else(|error| panic!("first load: {}", dockfw_tests::chain(&error))),
     );
+    (dir, options)
+}
+
+/// Pins a new map at `path` with bpftool (as another version would have).
+fn create_map(path: &std::path::Path, kind: &str, value: u32, entries: u32, name: &str) {
+    let status = Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(path)
+        .args(["type", kind, "key", "4", "value"])
+        .arg(value.to_string())
+        .arg("entries")
+        .arg(entries.to_string())
+        .args(["name", name])
+        .status()
+        .unwrap_or_else(|error| panic!("running bpftool: {error}"));
+    assert!(status.success(), "bpftool map create failed");
+}
+
+#[test]
+fn pins_from_another_abi_are_refused_then_detached() {
+    let (dir, options) = pinned("dfw-test-pins");
     let config = dir.0.join("maps").join(dockfw_common::CONFIG_MAP);
     std::fs::remove_file(&config)
         .unwrap_or_else(|error| panic!("removing {}: {error}", config.display()));
     // An older layout: the configuration with an 8-byte value.
-    let status = Command::new("bpftool")
-        .args(["map", "create"])
-        .arg(&config)
-        .args([
-            "type",
-            "array",
-            "key",
-            "4",
-            "value",
-            "8",
-            "entries",
-            "1",
-            "name",
-            "DFW_CONFIG",
-        ])
-        .status()
-        .unwrap_or_else(|error| panic!("running bpftool: {error}"));
-    assert!(status.success(), "bpftool map create failed");
+    create_map(&config, "array", 8, 1, "DFW_CONFIG");
 
     match Dataplane::load(&options) {
         Err(error @ LoadError::IncompatiblePin { .. }) => {
@@ -85,38 +89,9 @@ fn pins_from_another_abi_are_refused_then_detached() {
 /// the data plane loads, so their memory goes once the old program does.
 #[test]
 fn pins_of_maps_no_longer_used_are_removed_on_load() {
-    dockfw_tests::require_root("pinning maps");
-    let dir = PinDir(PathBuf::from(format!(
-        "/sys/fs/bpf/dfw-test-obsolete-{}",
-        std::process::id()
-    )));
-    let options = LoadOptions {
-        pin_dir: Some(dir.0.clone()),
-        ..LoadOptions::default()
-    };
-    drop(
-        Dataplane::load(&options)
-            .unwrap_or_else(|error| panic!("first load: {}", dockfw_tests::chain(&error))),
-    );
+    let (dir, options) = pinned("dfw-test-obsolete");
     let old = dir.0.join("maps").join("DFW_BAN24");
-    let status = Command::new("bpftool")
-        .args(["map", "create"])
-        .arg(&old)
-        .args([
-            "type",
-            "hash",
-            "key",
-            "4",
-            "value",
-            "40",
-            "entries",
-            "16",
-            "name",
-            "DFW_BAN24",
-        ])
-        .status()
-        .unwrap_or_else(|error| panic!("running bpftool: {error}"));
-    assert!(status.success(), "bpftool map create failed");
+    create_map(&old, "hash", 40, 16, "DFW_BAN24");
     assert!(old.exists());
     drop(
         Dataplane::load(&options)
@@ -134,19 +109,7 @@ fn pins_of_maps_no_longer_used_are_removed_on_load() {
 /// no other writer holds the pin directory's lock.
 #[test]
 fn bans_without_a_daemon_take_the_writer_lock() {
-    dockfw_tests::require_root("pinning maps");
-    let dir = PinDir(PathBuf::from(format!(
-        "/sys/fs/bpf/dfw-test-banlock-{}",
-        std::process::id()
-    )));
-    let options = LoadOptions {
-        pin_dir: Some(dir.0.clone()),
-        ..LoadOptions::default()
-    };
-    drop(
-        Dataplane::load(&options)
-            .unwrap_or_else(|error| panic!("first load: {}", dockfw_tests::chain(&error))),
-    );
+    let (dir, _) = pinned("dfw-test-banlock");
     let run_dir = std::env::temp_dir().join(format!("dfw-banlock-run-{}", std::process::id()));
     let cli = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_dockfw"))
