@@ -34,6 +34,14 @@ pub const MAX_RULES_PER_PORT: usize = 32;
 /// written. One index flip activates the other.
 pub const GENERATIONS: u32 = 2;
 
+/// Local IPv4 prefixes a [`LocalSet`] holds (interface addresses, the
+/// loopback /8, Docker's bridge gateways, AnyIP routes). A host with more
+/// has every IPv4 destination treated as local ([`local_flag::ALL_V4`]).
+pub const MAX_LOCAL_V4: usize = 64;
+
+/// Local IPv6 prefixes a [`LocalSet`] holds ([`local_flag::ALL_V6`] beyond).
+pub const MAX_LOCAL_V6: usize = 32;
+
 /// VLAN tags (802.1Q / 802.1ad) the parser steps over.
 pub const MAX_VLAN_TAGS: usize = 2;
 

@@ -5,6 +5,10 @@
 
 /// `Array<Config>` with one element: the active generation and global knobs.
 pub const CONFIG_MAP: &str = "DFW_CONFIG";
+/// `Array<LocalSet>` with two elements, one active
+/// ([`crate::config_flag::LOCAL_SET_ONE`]): the host's local addresses, which
+/// a port published on the wildcard address is limited to.
+pub const LOCAL_ADDRS_MAP: &str = "DFW_LOCAL";
 /// `Array<u32>`: published ports by (generation, family, protocol, port),
 /// see [`crate::port_index`]; the value is a policy index, with
 /// [`crate::PORT_INDEX_SPECIFIC`] when some binding of the port is on a
@@ -105,6 +109,7 @@ pub const TRACE_MODE_GLOBAL: &str = "DFW_TRACE_MODE";
 /// Maps shared by every instance and pinned under the pin directory.
 pub const PINNED_MAPS: &[&str] = &[
     CONFIG_MAP,
+    LOCAL_ADDRS_MAP,
     PORT_INDEX_MAP,
     PORT_ADDRS_MAP,
     POLICIES_MAP,

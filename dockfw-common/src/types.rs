@@ -59,6 +59,23 @@ pub mod config_flag {
     /// Some IPv6 rule source prefix is shorter than /24: always consult the
     /// source trie.
     pub const SOURCE_LOOKUP_ALWAYS_V6: u32 = 1 << 3;
+    /// The host's local addresses are in [`crate::LOCAL_ADDRS_MAP`]: a port
+    /// published on the wildcard address matches only packets to one of
+    /// them, as Docker's DNAT (`-m addrtype --dst-type LOCAL`) does. Unset
+    /// (nothing written yet): every destination counts as local.
+    pub const LOCAL_SET: u32 = 1 << 4;
+    /// With [`LOCAL_SET`]: the active [`crate::LocalSet`] is element 1 of the
+    /// map, else element 0 (the set is double-buffered like the policies).
+    pub const LOCAL_SET_ONE: u32 = 1 << 5;
+}
+
+/// Flags of a [`LocalSet`].
+pub mod local_flag {
+    /// The host has more local IPv4 prefixes than [`crate::MAX_LOCAL_V4`]:
+    /// every IPv4 destination counts as local.
+    pub const ALL_V4: u32 = 1 << 0;
+    /// Likewise for IPv6 and [`crate::MAX_LOCAL_V6`].
+    pub const ALL_V6: u32 = 1 << 1;
 }
 
 /// Outcome of a counted decision; the counter is
@@ -150,6 +167,64 @@ pub struct Config {
     pub event_interval_ns: u64,
     /// Sampled events: burst allowance per statistic id, in ns of interval.
     pub event_burst_ns: u64,
+}
+
+/// An IPv4 prefix the host treats as local: an address `a` (its 4 bytes as
+/// loaded, network order) is in it when `a & mask == prefix`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalPrefixV4 {
+    /// The prefix, masked, network order.
+    pub prefix: u32,
+    /// The netmask, network order.
+    pub mask: u32,
+}
+
+/// An IPv6 prefix the host treats as local, word by word as
+/// [`LocalPrefixV4`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalPrefixV6 {
+    /// The prefix, masked, network order.
+    pub prefix: [u32; 4],
+    /// The netmask, network order.
+    pub mask: [u32; 4],
+}
+
+/// An element of [`crate::LOCAL_ADDRS_MAP`]: the destinations Docker's
+/// `addrtype LOCAL` match accepts (the host's local routing table entries of
+/// type `local`), for ports published on the wildcard address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalSet {
+    /// Prefixes used in [`Self::v4`].
+    pub count_v4: u32,
+    /// Prefixes used in [`Self::v6`].
+    pub count_v6: u32,
+    /// [`local_flag`]s.
+    pub flags: u32,
+    /// Zero.
+    pub pad: u32,
+    /// IPv4 local prefixes.
+    pub v4: [LocalPrefixV4; crate::MAX_LOCAL_V4],
+    /// IPv6 local prefixes.
+    pub v6: [LocalPrefixV6; crate::MAX_LOCAL_V6],
+}
+
+impl Default for LocalSet {
+    fn default() -> Self {
+        Self {
+            count_v4: 0,
+            count_v6: 0,
+            flags: 0,
+            pad: 0,
+            v4: [LocalPrefixV4 { prefix: 0, mask: 0 }; crate::MAX_LOCAL_V4],
+            v6: [LocalPrefixV6 {
+                prefix: [0; 4],
+                mask: [0; 4],
+            }; crate::MAX_LOCAL_V6],
+        }
+    }
 }
 
 /// Value of the ban tries ([`crate::BANS_V4_MAP`], [`crate::BANS_V6_MAP`]).
@@ -471,6 +546,12 @@ macro_rules! assert_size {
 }
 
 assert_size!(Config, 24);
+assert_size!(LocalPrefixV4, 8);
+assert_size!(LocalPrefixV6, 32);
+assert_size!(
+    LocalSet,
+    16 + 8 * crate::MAX_LOCAL_V4 + 32 * crate::MAX_LOCAL_V6
+);
 assert_size!(BanValue, 16);
 assert_size!(Ban24, 40);
 assert_size!(PortKey, 24);
@@ -493,6 +574,7 @@ mod pod {
     // SAFETY (all impls): `#[repr(C)]`, integer and byte-array fields only,
     // no implicit padding (sizes asserted above equal the sum of the fields).
     unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for LocalSet {}
     unsafe impl aya::Pod for BanValue {}
     unsafe impl aya::Pod for Ban24 {}
     unsafe impl aya::Pod for PortKey {}

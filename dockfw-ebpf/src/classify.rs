@@ -18,6 +18,7 @@ use crate::{
     bans::is_banned,
     clock::Clock,
     fragments::{lookup_fragment, remember_fragment},
+    local::is_local,
     maps::{DFW_CONFIG, DFW_IFMASK, DFW_POLICIES, DFW_PORT_ADDRS, DFW_PORT_INDEX, DFW_RULES},
     parse::{FRAG_FIRST, FRAG_LATER, Packet},
     ratelimit::within_rate,
@@ -102,7 +103,7 @@ pub fn classify(packet: &Packet, ifindex: u32, commit: bool, clock: &mut Clock) 
         }
     }
 
-    let slot = lookup_port(generation, packet, dport_raw, &mut flags);
+    let slot = lookup_port(generation, packet, dport_raw, config.flags, &mut flags);
     if slot == 0 {
         return Decision::skip(reason::NOT_PUBLISHED, flags, generation);
     }
@@ -166,9 +167,16 @@ pub fn classify(packet: &Packet, ifindex: u32, commit: bool, clock: &mut Clock) 
 
 /// The policy index for the packet's destination: a binding on its specific
 /// address first (only looked up when the port has one), else the wildcard
-/// binding. 0 = not published.
+/// binding if the destination is one of the host's addresses. 0 = not
+/// published.
 #[inline(always)]
-fn lookup_port(generation: u32, packet: &Packet, dport_raw: u16, flags: &mut u32) -> u32 {
+fn lookup_port(
+    generation: u32,
+    packet: &Packet,
+    dport_raw: u16,
+    config_flags: u32,
+    flags: &mut u32,
+) -> u32 {
     let index = port_index(generation, packet.family, packet.proto, dport_raw);
     let entry = match DFW_PORT_INDEX.get(index) {
         Some(entry) => *entry,
@@ -192,7 +200,11 @@ fn lookup_port(generation: u32, packet: &Packet, dport_raw: u16, flags: &mut u32
             }
         }
     }
-    entry & !PORT_INDEX_SPECIFIC
+    let slot = entry & !PORT_INDEX_SPECIFIC;
+    if slot != 0 && !is_local(packet, config_flags) {
+        return 0;
+    }
+    slot
 }
 
 /// The rules whose source, interface and SYN conditions hold.

@@ -14,6 +14,7 @@ mod bans;
 mod classify;
 mod clock;
 mod fragments;
+mod local;
 mod maps;
 mod parse;
 mod ratelimit;

@@ -8,9 +8,9 @@ use aya_ebpf::{
 };
 use dockfw_common::{
     BAN_STATE_WORDS_V4, BAN24_INDEX_ENTRIES, Ban24, BanValue, Config, Counter, FragKey, FragValue,
-    IfaceMaskKey, OUTCOMES_PER_STAT, PORT_INDEX_ENTRIES, PortKey, PortPolicy, RateKey, RuleAction,
-    SOURCE_HINT_WORDS_V4, SOURCE_NODE_FANOUT, SUMMARY_WORDS, SourceKeyV4, SourceKeyV6, TraceRecord,
-    capacity,
+    IfaceMaskKey, LocalSet, OUTCOMES_PER_STAT, PORT_INDEX_ENTRIES, PortKey, PortPolicy, RateKey,
+    RuleAction, SOURCE_HINT_WORDS_V4, SOURCE_NODE_FANOUT, SUMMARY_WORDS, SourceKeyV4, SourceKeyV6,
+    TraceRecord, capacity,
 };
 
 /// `BPF_F_NO_PREALLOC`.
@@ -18,6 +18,9 @@ const NO_PREALLOC: u32 = 1;
 
 #[map]
 pub static DFW_CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+#[map]
+pub static DFW_LOCAL: Array<LocalSet> = Array::with_max_entries(2, 0);
 
 #[map]
 pub static DFW_PORT_INDEX: Array<u32> = Array::with_max_entries(PORT_INDEX_ENTRIES, 0);

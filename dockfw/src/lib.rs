@@ -14,6 +14,7 @@ pub mod docker;
 pub mod ebpf;
 pub mod entry;
 pub mod events;
+pub mod host;
 pub mod metrics;
 pub mod mirror;
 pub mod model;

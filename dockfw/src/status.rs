@@ -116,6 +116,10 @@ pub struct Status {
     /// The DOCKER-USER mirror (`None`: not enabled).
     #[serde(default)]
     pub mirror: Option<crate::mirror::daemon::MirrorStatus>,
+    /// The host's local prefixes that ports published on the wildcard
+    /// address match (empty: not read yet, every destination matches).
+    #[serde(default)]
+    pub local_addresses: Vec<String>,
 }
 
 fn counts(counters: &StatCounters) -> String {
@@ -173,6 +177,15 @@ impl Status {
             },
         );
         let _ = writeln!(out, "bans: {}", self.bans);
+        let _ = writeln!(
+            out,
+            "local addresses (wildcard ports): {}",
+            if self.local_addresses.is_empty() {
+                "not known yet (every destination)".to_string()
+            } else {
+                self.local_addresses.join(" ")
+            }
+        );
         if let Some(mirror) = &self.mirror {
             let _ = writeln!(out, "{}", mirror.render());
         }

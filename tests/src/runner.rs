@@ -11,6 +11,7 @@ use dockfw::{
     dataplane::{
         Capacities, Dataplane, GenerationWriter, LoadOptions, TrieUsage,
         counters::{StatCounters, Totals, read_global, read_stat},
+        local::{LocalUpdate, LocalWriter},
         testrun::{Program, run},
     },
     model::{BindingKey, ContainerRef, Family, Policy, Proto, PublishedPort},
@@ -24,6 +25,7 @@ pub struct Harness {
     /// The loaded programs and maps.
     pub dataplane: Dataplane,
     writer: GenerationWriter,
+    local_writer: LocalWriter,
     /// Statistic ids, as the daemon keeps them.
     pub registry: StatRegistry,
     /// Bans in force.
@@ -70,6 +72,7 @@ impl Harness {
         Self {
             dataplane,
             writer: GenerationWriter::new(),
+            local_writer: LocalWriter::new(),
             registry: StatRegistry::default(),
             bans: BanSet::new(),
             compiled: CompiledPolicy::default(),
@@ -104,6 +107,21 @@ impl Harness {
         self.tries.ports_in_levels += applied.tries.ports_in_levels;
         self.tries.nodes = self.tries.nodes.max(applied.tries.nodes);
         self.compiled = compiled;
+    }
+
+    /// Makes `prefixes` the host's local addresses, as the daemon does from
+    /// the local routing table; whether the maps changed.
+    pub fn set_local(&mut self, prefixes: &[&str]) -> LocalUpdate {
+        let prefixes: Vec<ipnet::IpNet> = prefixes
+            .iter()
+            .map(|net| {
+                net.parse()
+                    .unwrap_or_else(|error| panic!("bad test CIDR {net}: {error}"))
+            })
+            .collect();
+        self.local_writer
+            .write(&mut self.dataplane.maps, &prefixes)
+            .unwrap_or_else(|error| panic!("writing the local addresses failed: {error}"))
     }
 
     /// Bans `net` until `expires_ns` (monotonic; `dockfw::bans::NEVER`).

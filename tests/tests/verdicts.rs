@@ -5,6 +5,7 @@
 use dockfw::{
     bans::NEVER,
     compile::StatOwner,
+    dataplane::local::LocalUpdate,
     dataplane::testrun::{Program, run},
     model::{
         Action, Family, FragmentAction, Per, Policy, PortSpec, Proto, Rate, RateLimit, Rule,
@@ -392,6 +393,153 @@ fn ports_published_on_a_specific_address_match_only_it() {
             harness.verdict(program, &to("192.0.2.12", 9090)),
             PASS,
             "wildcard binding: no rule"
+        );
+    }
+}
+
+#[test]
+fn wildcard_ports_match_only_the_hosts_local_addresses() {
+    let mut harness = Harness::new();
+    let mut drop_all = rule("drop-all", &["8080/tcp"], Action::Drop);
+    drop_all.fragments = Some(FragmentAction::Drop);
+    let mut specific = rule("drop-specific", &["7070/tcp"], Action::Drop);
+    specific.ports.container = Some("specific".into());
+    let ports = [
+        tcp4(8080, "web"),
+        published(Family::V6, Proto::Tcp, None, 8080, "web"),
+        published(Family::V4, Proto::Tcp, Some("192.0.2.10"), 7070, "specific"),
+    ];
+    harness.apply(&policy(vec![drop_all, specific]), &ports);
+    let v4 = |dst: &str, port| Frame::tcp("198.51.100.1", 1000, dst, port, SYN).build();
+    let v6 = |dst: &str| Frame::tcp("2001:db8:ff::1", 1000, dst, 8080, SYN).build();
+    let routed = v4("203.0.113.7", 8080);
+    let anyip = v4("198.18.5.9", 8080);
+    // Nothing known yet: every destination counts as local (the state a
+    // daemon is in for the moment between loading and its first read).
+    for program in PROGRAMS {
+        assert_eq!(harness.verdict(program, &routed), DROP, "{program:?}");
+    }
+
+    assert_eq!(
+        harness.set_local(&[
+            "192.0.2.1/32",
+            "198.18.0.0/16",
+            "127.0.0.0/8",
+            "2001:db8::2/128",
+            "fe80::1/128",
+        ]),
+        LocalUpdate::Flipped
+    );
+    let not_published = harness.global(reason::NOT_PUBLISHED).packets;
+    for program in PROGRAMS {
+        assert_eq!(
+            harness.verdict(program, &v4("192.0.2.1", 8080)),
+            DROP,
+            "{program:?}"
+        );
+        assert_eq!(
+            harness.verdict(program, &anyip),
+            DROP,
+            "{program:?}: AnyIP prefix"
+        );
+        assert_eq!(
+            harness.verdict(program, &v6("2001:db8::2")),
+            DROP,
+            "{program:?}"
+        );
+        assert_eq!(
+            harness.verdict(program, &v6("fe80::1")),
+            DROP,
+            "{program:?}"
+        );
+        assert_eq!(
+            harness.verdict(program, &routed),
+            PASS,
+            "{program:?}: routed through the host, not to a published port"
+        );
+        assert_eq!(
+            harness.verdict(program, &v4("192.0.2.2", 8080)),
+            PASS,
+            "{program:?}: a neighbour of the local /32"
+        );
+        assert_eq!(
+            harness.verdict(program, &v6("2001:db8::3")),
+            PASS,
+            "{program:?}: routed IPv6"
+        );
+        // A binding on a specific address matches it, listed or not (Docker
+        // binds only to addresses the host has; the set may lag behind).
+        assert_eq!(
+            harness.verdict(program, &v4("192.0.2.10", 7070)),
+            DROP,
+            "{program:?}"
+        );
+    }
+    assert_eq!(
+        harness.global(reason::NOT_PUBLISHED).packets - not_published,
+        6,
+        "routed packets count as not published"
+    );
+    // Later fragments follow their first fragment: to a local address the
+    // port's fragment action (drop) applies, routed ones are not tracked.
+    for (dst, id, verdict) in [("192.0.2.1", 90, DROP), ("203.0.113.7", 91, PASS)] {
+        let first = Frame::tcp("198.51.100.1", 1000, dst, 8080, SYN)
+            .fragment(0, true, id)
+            .payload(64);
+        let later = Frame::tcp("198.51.100.1", 1000, dst, 8080, 0)
+            .fragment(11, false, id)
+            .payload(16);
+        assert_eq!(harness.xdp(&first), verdict, "first fragment to {dst}");
+        assert_eq!(harness.xdp(&later), verdict, "later fragment to {dst}");
+    }
+
+    // Writing the same set again changes nothing; a new address is followed
+    // and a removed one stops matching.
+    assert_eq!(
+        harness.set_local(&[
+            "192.0.2.1/32",
+            "198.18.0.0/16",
+            "127.0.0.0/8",
+            "2001:db8::2/128",
+            "fe80::1/128",
+        ]),
+        LocalUpdate::Unchanged
+    );
+    assert_eq!(
+        harness.set_local(&["203.0.113.7/32", "2001:db8::2/128"]),
+        LocalUpdate::Flipped
+    );
+    for program in PROGRAMS {
+        assert_eq!(
+            harness.verdict(program, &routed),
+            DROP,
+            "{program:?}: now local"
+        );
+        assert_eq!(
+            harness.verdict(program, &anyip),
+            PASS,
+            "{program:?}: no longer local"
+        );
+    }
+
+    // More prefixes than the set holds: that family falls back to "every
+    // destination is local" rather than missing the host's own addresses.
+    let many: Vec<String> = (0..=dockfw_common::MAX_LOCAL_V4)
+        .map(|i| format!("10.0.{}.{}/32", i / 256, i % 256))
+        .chain(["2001:db8::2/128".to_string()])
+        .collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    harness.set_local(&many);
+    for program in PROGRAMS {
+        assert_eq!(
+            harness.verdict(program, &routed),
+            DROP,
+            "{program:?}: IPv4 overflow"
+        );
+        assert_eq!(
+            harness.verdict(program, &v6("2001:db8::3")),
+            PASS,
+            "{program:?}: IPv6 still exact"
         );
     }
 }

@@ -20,6 +20,7 @@ use crate::{
         Attachment, Capacities, Dataplane, GenerationWriter, LoadOptions, RequestedMode,
         attach::attach,
         bans::{read_bans, resync_bans, write_bans},
+        local::{LocalUpdate, LocalWriter, local_set},
     },
     model::{Policy, PublishedPort},
     policy::{merge, rules_from_labels_with_sets},
@@ -79,6 +80,12 @@ pub struct Engine {
     policy_loaded: bool,
     /// The DOCKER-USER mirror, when enabled.
     pub(super) mirror: Option<crate::mirror::daemon::MirrorState>,
+    local_writer: LocalWriter,
+    /// The host's local prefixes in force for wildcard ports (`None`: not
+    /// read yet).
+    pub(super) local: Option<Vec<IpNet>>,
+    /// Why the last read or write of the local prefixes failed.
+    pub(super) local_error: Option<String>,
 }
 
 impl Engine {
@@ -158,7 +165,7 @@ impl Engine {
         }
         info!(bans = bans.len(), "data plane ready");
         let mirror = config.mirror.map(crate::mirror::daemon::MirrorState::new);
-        Ok(Self {
+        let mut engine = Self {
             _writer_lock: writer_lock,
             active_slot: current.active_generation & 1,
             tries: crate::dataplane::TrieUsage::default(),
@@ -179,7 +186,48 @@ impl Engine {
             policy_loaded: last_error.is_none(),
             last_error,
             mirror,
-        })
+            local_writer: LocalWriter::new(),
+            local: None,
+            local_error: None,
+        };
+        engine.refresh_local();
+        Ok(engine)
+    }
+
+    /// Re-reads the host's local addresses and activates them for wildcard
+    /// ports when they changed. On failure the set in force stays and the
+    /// error is reported in the status.
+    pub fn refresh_local(&mut self) {
+        let prefixes = match crate::host::local_prefixes() {
+            Ok(prefixes) => prefixes,
+            Err(error) => {
+                if self.local_error.is_none() {
+                    warn!(%error, "reading the host's local addresses failed; the last set stays in force");
+                }
+                self.local_error = Some(format!("reading the local routing table: {error}"));
+                return;
+            }
+        };
+        if self.local.as_ref() == Some(&prefixes) && self.local_error.is_none() {
+            return;
+        }
+        match self.local_writer.write(&mut self.dataplane.maps, &prefixes) {
+            Ok(update) => {
+                if update == LocalUpdate::Flipped {
+                    let list: Vec<String> = prefixes.iter().map(ToString::to_string).collect();
+                    info!(prefixes = %list.join(" "), "wildcard ports match these local addresses");
+                }
+                if local_set(&prefixes).flags != 0 {
+                    warn!("{}", super::report::local_overflow());
+                }
+                self.local = Some(prefixes);
+                self.local_error = None;
+            }
+            Err(error) => {
+                warn!(%error, "writing the host's local addresses failed; the last set stays in force");
+                self.local_error = Some(error.to_string());
+            }
+        }
     }
 
     /// New published ports from Docker. `synced` = they come from a full

@@ -32,6 +32,9 @@ use crate::{
 const POLICY_POLL: Duration = Duration::from_millis(500);
 /// How often expired bans are removed from the maps.
 const BAN_SWEEP: Duration = Duration::from_secs(1);
+/// How often the host's local addresses are re-read (an address that comes
+/// or goes is followed within this).
+const LOCAL_POLL: Duration = Duration::from_secs(1);
 
 /// Why the daemon (or one of its operations) failed.
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +167,7 @@ pub async fn run(args: RunArgs) -> Result<(), DaemonError> {
     let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut policy_poll = tokio::time::interval(POLICY_POLL);
     let mut ban_sweep = tokio::time::interval(BAN_SWEEP);
+    let mut local_poll = tokio::time::interval(LOCAL_POLL);
     info!(socket = %socket.display(), docker = %host.url(), "dockfw running");
     info!(addr = %args.metrics_addr, "serving metrics on GET /metrics");
 
@@ -200,6 +204,7 @@ pub async fn run(args: RunArgs) -> Result<(), DaemonError> {
                     warn!(%error, "removing expired bans failed");
                 }
             }
+            _ = local_poll.tick() => engine.refresh_local(),
             _ = hangup.recv() => {
                 info!("SIGHUP: reloading the policy");
                 let _ = engine.reload_policy(true);

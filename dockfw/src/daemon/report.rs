@@ -8,11 +8,35 @@ use crate::{
 
 use super::engine::Engine;
 
+/// The warning for a host with more local prefixes than the data plane's set
+/// holds.
+pub fn local_overflow() -> String {
+    format!(
+        "the host has more local prefixes than dockfw's set holds ({} IPv4, {} IPv6); \
+         for that family, wildcard ports match every destination, including traffic \
+         the host routes to other machines",
+        dockfw_common::MAX_LOCAL_V4,
+        dockfw_common::MAX_LOCAL_V6
+    )
+}
+
 impl Engine {
     /// The last compile's warnings, and whether some ports' source tables
     /// missed the fast path.
     fn warnings(&self) -> Vec<String> {
         let mut warnings = self.compiled.warnings.clone();
+        if let Some(error) = &self.local_error {
+            warnings.push(format!(
+                "the host's local addresses are unknown ({error}); wildcard ports use the last set read"
+            ));
+        }
+        if self
+            .local
+            .as_deref()
+            .is_some_and(|prefixes| crate::dataplane::local::local_set(prefixes).flags != 0)
+        {
+            warnings.push(local_overflow());
+        }
         if self.tries.ports_in_levels > 0 {
             warnings.push(format!(
                 "{} port(s) have source tables that did not fit the trie nodes ({} in use) \
@@ -103,6 +127,12 @@ impl Engine {
             global,
             warnings: self.warnings(),
             mirror: self.mirror_status(),
+            local_addresses: self
+                .local
+                .iter()
+                .flatten()
+                .map(ToString::to_string)
+                .collect(),
         }
     }
 

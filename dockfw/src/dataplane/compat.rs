@@ -10,10 +10,10 @@ use dockfw_common::{
     BAN_REFINE_V6_MAP, BAN_STATES_V4_MAP, BAN_SUMMARY_V6_MAP, BAN24_INDEX_MAP, BAN24_MAP,
     BANS_V4_MAP, BANS_V6_MAP, Ban24, BanValue, CONFIG_MAP, Config, Counter, EVENT_BUDGET_MAP,
     EVENTS_MAP, FRAGS_MAP, FragKey, FragValue, GLOBAL_STATS_MAP, IFACE_MASKS_MAP, IfaceMaskKey,
-    POLICIES_MAP, PORT_ADDRS_MAP, PORT_INDEX_MAP, PortKey, PortPolicy, RATE_AGGREGATE_MAP,
-    RATE_SOURCES_MAP, RULE_SOURCE_NODES_MAP, RULE_SOURCE_ROOTS_MAP, RULE_SOURCE_SUMMARY_V4_MAP,
-    RULE_SOURCE_SUMMARY_V6_MAP, RULE_SOURCES_V4_MAP, RULE_SOURCES_V6_MAP, RULES_MAP, RateKey,
-    RuleAction, STATS_MAP, SourceKeyV4, SourceKeyV6,
+    LOCAL_ADDRS_MAP, LocalSet, POLICIES_MAP, PORT_ADDRS_MAP, PORT_INDEX_MAP, PortKey, PortPolicy,
+    RATE_AGGREGATE_MAP, RATE_SOURCES_MAP, RULE_SOURCE_NODES_MAP, RULE_SOURCE_ROOTS_MAP,
+    RULE_SOURCE_SUMMARY_V4_MAP, RULE_SOURCE_SUMMARY_V6_MAP, RULE_SOURCES_V4_MAP,
+    RULE_SOURCES_V6_MAP, RULES_MAP, RateKey, RuleAction, STATS_MAP, SourceKeyV4, SourceKeyV6,
 };
 
 use super::LoadError;
@@ -26,6 +26,7 @@ fn expected_layout(name: &str) -> Option<(usize, usize, MapType)> {
     let u32_key = size_of::<u32>();
     let (key, value) = match name {
         CONFIG_MAP => (u32_key, size_of::<Config>()),
+        LOCAL_ADDRS_MAP => (u32_key, size_of::<LocalSet>()),
         PORT_INDEX_MAP | RULE_SOURCE_ROOTS_MAP | BAN24_INDEX_MAP => (u32_key, size_of::<u32>()),
         PORT_ADDRS_MAP => (size_of::<PortKey>(), size_of::<u32>()),
         POLICIES_MAP => (u32_key, size_of::<PortPolicy>()),

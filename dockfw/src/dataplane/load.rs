@@ -16,11 +16,12 @@ use dockfw_common::{
     BAN_REFINE_V6_MAP, BAN_STATES_V4_MAP, BAN_SUMMARY_V6_MAP, BAN24_INDEX_MAP, BAN24_MAP,
     BANS_V4_MAP, BANS_V6_MAP, Ban24, BanValue, CONFIG_MAP, Config, Counter, EVENT_BUDGET_MAP,
     EVENTS_MAP, FRAGS_MAP, FragKey, FragValue, GLOBAL_STATS_MAP, IFACE_MASKS_MAP, IfaceMaskKey,
-    OUTCOMES_PER_STAT, PINNED_MAPS, POLICIES_MAP, PORT_ADDRS_MAP, PORT_INDEX_MAP, PROG_TC,
-    PROG_XDP, PortKey, PortPolicy, RATE_AGGREGATE_MAP, RATE_SOURCES_MAP, RULE_SOURCE_NODES_MAP,
-    RULE_SOURCE_ROOTS_MAP, RULE_SOURCE_SUMMARY_V4_MAP, RULE_SOURCE_SUMMARY_V6_MAP,
-    RULE_SOURCES_V4_MAP, RULE_SOURCES_V6_MAP, RULES_MAP, RateKey, RuleAction, SOURCE_NODE_FANOUT,
-    STATS_MAP, SourceKeyV4, SourceKeyV6, TRACE_MAP, TRACE_MODE_GLOBAL, TraceRecord, capacity,
+    LOCAL_ADDRS_MAP, LocalSet, OUTCOMES_PER_STAT, PINNED_MAPS, POLICIES_MAP, PORT_ADDRS_MAP,
+    PORT_INDEX_MAP, PROG_TC, PROG_XDP, PortKey, PortPolicy, RATE_AGGREGATE_MAP, RATE_SOURCES_MAP,
+    RULE_SOURCE_NODES_MAP, RULE_SOURCE_ROOTS_MAP, RULE_SOURCE_SUMMARY_V4_MAP,
+    RULE_SOURCE_SUMMARY_V6_MAP, RULE_SOURCES_V4_MAP, RULE_SOURCES_V6_MAP, RULES_MAP, RateKey,
+    RuleAction, SOURCE_NODE_FANOUT, STATS_MAP, SourceKeyV4, SourceKeyV6, TRACE_MAP,
+    TRACE_MODE_GLOBAL, TraceRecord, capacity,
 };
 
 /// Map capacities (`max_entries`). They apply when a map is created; a
@@ -169,6 +170,8 @@ pub enum LoadError {
 pub struct Maps {
     /// [`dockfw_common::CONFIG_MAP`].
     pub config: Array<MapData, Config>,
+    /// [`dockfw_common::LOCAL_ADDRS_MAP`].
+    pub local: Array<MapData, LocalSet>,
     /// [`dockfw_common::PORT_INDEX_MAP`].
     pub port_index: Array<MapData, u32>,
     /// [`dockfw_common::PORT_ADDRS_MAP`].
@@ -422,6 +425,7 @@ impl Maps {
         }
         Ok(Self {
             config: take(ebpf, CONFIG_MAP)?,
+            local: take(ebpf, LOCAL_ADDRS_MAP)?,
             port_index: take(ebpf, PORT_INDEX_MAP)?,
             port_addrs: take(ebpf, PORT_ADDRS_MAP)?,
             policies: take(ebpf, POLICIES_MAP)?,

@@ -6,6 +6,7 @@ pub mod bpffs;
 pub mod compat;
 pub mod counters;
 pub mod load;
+pub mod local;
 pub mod pins;
 pub mod slots;
 pub mod testrun;
