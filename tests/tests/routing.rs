@@ -102,9 +102,8 @@ fn wildcard_ports_protect_the_hosts_addresses_and_not_what_it_routes() {
         "the host does not forward to the machine behind it"
     );
 
-    let dir = std::env::temp_dir().join(format!("dfw-routing-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let policy = dir.join("policy.toml");
+    let dir = TempDir::new();
+    let policy = dir.0.join("policy.toml");
     std::fs::write(
         &policy,
         format!(
@@ -205,6 +204,22 @@ fn wildcard_ports_protect_the_hosts_addresses_and_not_what_it_routes() {
             .iter()
             .any(|net| net == "10.77.0.9/32")
     });
-    drop(daemon);
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A directory removed when the test ends, passed or not.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("dfw-routing-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|error| panic!("creating {}: {error}", dir.display()));
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
