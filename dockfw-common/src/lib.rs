@@ -34,13 +34,36 @@ pub const MAX_RULES_PER_PORT: usize = 32;
 /// written. One index flip activates the other.
 pub const GENERATIONS: u32 = 2;
 
-/// Local IPv4 prefixes a [`LocalSet`] holds (interface addresses, the
-/// loopback /8, Docker's bridge gateways, AnyIP routes). A host with more
-/// has every IPv4 destination treated as local ([`local_flag::ALL_V4`]).
+/// Slots of [`LocalSet::exact_v4`], the direct-mapped table of local IPv4
+/// host addresses (/32): one load and one compare find the destination.
+pub const LOCAL_SLOTS_V4: usize = 256;
+
+/// Slots of [`LocalSet::exact_v6`] (local IPv6 /128s).
+pub const LOCAL_SLOTS_V6: usize = 64;
+
+/// Other local IPv4 prefixes a [`LocalSet`] holds, compared one by one: the
+/// loopback /8, AnyIP routes, and host addresses whose slot was taken. A
+/// host with more has every IPv4 destination treated as local
+/// ([`local_flag::ALL_V4`]).
 pub const MAX_LOCAL_V4: usize = 64;
 
-/// Local IPv6 prefixes a [`LocalSet`] holds ([`local_flag::ALL_V6`] beyond).
+/// Other local IPv6 prefixes a [`LocalSet`] holds ([`local_flag::ALL_V6`]
+/// beyond).
 pub const MAX_LOCAL_V6: usize = 32;
+
+/// The [`LocalSet::exact_v4`] slot of an IPv4 address (its 4 bytes as
+/// loaded, network order): a multiplicative hash, one multiply and a shift.
+#[inline(always)]
+pub const fn local_slot_v4(addr: u32) -> usize {
+    (addr.wrapping_mul(0x9e37_79b1) >> 24) as usize
+}
+
+/// The [`LocalSet::exact_v6`] slot of an IPv6 address (four words as
+/// loaded).
+#[inline(always)]
+pub const fn local_slot_v6(addr: &[u32; 4]) -> usize {
+    ((addr[0] ^ addr[1] ^ addr[2] ^ addr[3]).wrapping_mul(0x9e37_79b1) >> 26) as usize
+}
 
 /// VLAN tags (802.1Q / 802.1ad) the parser steps over.
 pub const MAX_VLAN_TAGS: usize = 2;

@@ -71,8 +71,9 @@ pub mod config_flag {
 
 /// Flags of a [`LocalSet`].
 pub mod local_flag {
-    /// The host has more local IPv4 prefixes than [`crate::MAX_LOCAL_V4`]:
-    /// every IPv4 destination counts as local.
+    /// The host has more local IPv4 prefixes than the set holds (every slot
+    /// collision beyond [`crate::MAX_LOCAL_V4`] other prefixes): every IPv4
+    /// destination counts as local.
     pub const ALL_V4: u32 = 1 << 0;
     /// Likewise for IPv6 and [`crate::MAX_LOCAL_V6`].
     pub const ALL_V6: u32 = 1 << 1;
@@ -194,6 +195,11 @@ pub struct LocalPrefixV6 {
 /// An element of [`crate::LOCAL_ADDRS_MAP`]: the destinations Docker's
 /// `addrtype LOCAL` match accepts (the host's local routing table entries of
 /// type `local`), for ports published on the wildcard address.
+///
+/// Host addresses sit in direct-mapped tables at their hash
+/// ([`crate::local_slot_v4`], [`crate::local_slot_v6`]); everything else is
+/// in the prefix lists. A slot without an address holds a value whose own
+/// hash is another slot, so no destination ever equals it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LocalSet {
@@ -205,25 +211,64 @@ pub struct LocalSet {
     pub flags: u32,
     /// Zero.
     pub pad: u32,
-    /// IPv4 local prefixes.
+    /// IPv4 host addresses, network order, each at its slot.
+    pub exact_v4: [u32; crate::LOCAL_SLOTS_V4],
+    /// IPv6 host addresses, four words each, at their slots.
+    pub exact_v6: [[u32; 4]; crate::LOCAL_SLOTS_V6],
+    /// Other IPv4 local prefixes.
     pub v4: [LocalPrefixV4; crate::MAX_LOCAL_V4],
-    /// IPv6 local prefixes.
+    /// Other IPv6 local prefixes.
     pub v6: [LocalPrefixV6; crate::MAX_LOCAL_V6],
 }
 
-impl Default for LocalSet {
-    fn default() -> Self {
+impl LocalSet {
+    /// A set with no local address: empty slots, no prefixes.
+    pub fn empty() -> Self {
+        // 1.0.0.0 and 2001:db8:: fill every slot but their own, which gets
+        // the next address that hashes elsewhere.
+        let filler_v4 = u32::from_ne_bytes([1, 0, 0, 0]);
+        let mut other_v4 = filler_v4;
+        while crate::local_slot_v4(other_v4) == crate::local_slot_v4(filler_v4) {
+            other_v4 = u32::from_be(other_v4).wrapping_add(1).to_be();
+        }
+        let filler_v6 = [u32::from_ne_bytes([0x20, 0x01, 0x0d, 0xb8]), 0, 0, 0];
+        let mut other_v6 = filler_v6;
+        while crate::local_slot_v6(&other_v6) == crate::local_slot_v6(&filler_v6) {
+            other_v6[3] = u32::from_be(other_v6[3]).wrapping_add(1).to_be();
+        }
+        let mut exact_v4 = [filler_v4; crate::LOCAL_SLOTS_V4];
+        exact_v4[crate::local_slot_v4(filler_v4)] = other_v4;
+        let mut exact_v6 = [filler_v6; crate::LOCAL_SLOTS_V6];
+        exact_v6[crate::local_slot_v6(&filler_v6)] = other_v6;
         Self {
             count_v4: 0,
             count_v6: 0,
             flags: 0,
             pad: 0,
+            exact_v4,
+            exact_v6,
             v4: [LocalPrefixV4 { prefix: 0, mask: 0 }; crate::MAX_LOCAL_V4],
             v6: [LocalPrefixV6 {
                 prefix: [0; 4],
                 mask: [0; 4],
             }; crate::MAX_LOCAL_V6],
         }
+    }
+
+    /// True when IPv4 slot `slot` holds an address.
+    pub fn v4_slot_used(&self, slot: usize) -> bool {
+        crate::local_slot_v4(self.exact_v4[slot]) == slot
+    }
+
+    /// True when IPv6 slot `slot` holds an address.
+    pub fn v6_slot_used(&self, slot: usize) -> bool {
+        crate::local_slot_v6(&self.exact_v6[slot]) == slot
+    }
+}
+
+impl Default for LocalSet {
+    fn default() -> Self {
+        Self::empty()
     }
 }
 
@@ -550,7 +595,10 @@ assert_size!(LocalPrefixV4, 8);
 assert_size!(LocalPrefixV6, 32);
 assert_size!(
     LocalSet,
-    16 + 8 * crate::MAX_LOCAL_V4 + 32 * crate::MAX_LOCAL_V6
+    16 + 4 * crate::LOCAL_SLOTS_V4
+        + 16 * crate::LOCAL_SLOTS_V6
+        + 8 * crate::MAX_LOCAL_V4
+        + 32 * crate::MAX_LOCAL_V6
 );
 assert_size!(BanValue, 16);
 assert_size!(Ban24, 40);

@@ -4,12 +4,17 @@
 //! another machine's port of the same number is not aimed at a published
 //! port and must pass untouched (invariant 1).
 //!
-//! The set is small and read per wildcard hit: one inlined array lookup and
-//! a masked compare per local prefix, stopping at the first match (hosts
-//! have a handful; the local address of the external interface comes early
-//! because user space writes interface addresses before bridges).
+//! Read per wildcard hit, so the usual case costs one inlined array lookup,
+//! a hash and one compare: the host's addresses sit in a direct-mapped table
+//! at their hash. Only a destination not found there (routed traffic, the
+//! loopback /8, AnyIP ranges, an address whose slot another took) walks the
+//! prefix list, every prefix compared without an exit at the first match:
+//! an exit per iteration made the compiler carry the caller's pending
+//! decision into each one, which cost more than the compares it saved.
 
-use dockfw_common::{MAX_LOCAL_V4, MAX_LOCAL_V6, config_flag, family, local_flag};
+use dockfw_common::{
+    MAX_LOCAL_V4, MAX_LOCAL_V6, config_flag, family, local_flag, local_slot_v4, local_slot_v6,
+};
 
 use crate::{maps::DFW_LOCAL, parse::Packet};
 
@@ -31,34 +36,50 @@ pub fn is_local(packet: &Packet, config_flags: u32) -> bool {
             return true;
         }
         let dst = packet.dst[0];
+        if set.exact_v4[local_slot_v4(dst)] == dst {
+            return true;
+        }
+        let mut hit = 0;
         for i in 0..MAX_LOCAL_V4 {
             if i as u32 >= set.count_v4 {
                 break;
             }
             let local = &set.v4[i];
-            if dst & local.mask == local.prefix {
-                return true;
-            }
+            hit |= is_zero(u64::from((dst & local.mask) ^ local.prefix));
         }
-        false
+        hit != 0
     } else {
         if set.flags & local_flag::ALL_V6 != 0 {
             return true;
         }
         let dst = packet.dst;
+        let exact = &set.exact_v6[local_slot_v6(&dst)];
+        if exact[0] == dst[0] && exact[1] == dst[1] && exact[2] == dst[2] && exact[3] == dst[3] {
+            return true;
+        }
+        let mut hit = 0;
         for i in 0..MAX_LOCAL_V6 {
             if i as u32 >= set.count_v6 {
                 break;
             }
             let local = &set.v6[i];
-            if dst[0] & local.mask[0] == local.prefix[0]
-                && dst[1] & local.mask[1] == local.prefix[1]
-                && dst[2] & local.mask[2] == local.prefix[2]
-                && dst[3] & local.mask[3] == local.prefix[3]
-            {
-                return true;
-            }
+            let differs = ((dst[0] & local.mask[0]) ^ local.prefix[0])
+                | ((dst[1] & local.mask[1]) ^ local.prefix[1])
+                | ((dst[2] & local.mask[2]) ^ local.prefix[2])
+                | ((dst[3] & local.mask[3]) ^ local.prefix[3]);
+            hit |= is_zero(u64::from(differs));
         }
-        false
+        hit != 0
     }
+}
+
+/// 1 when `x` (below 2^32) is 0, else 0, without a branch: a compare would
+/// be a jump in BPF, and a jump per prefix doubles the paths the verifier
+/// walks through the loop.
+#[inline(always)]
+fn is_zero(x: u64) -> u64 {
+    // SAFETY: reading back a local just written; it hides the value from
+    // LLVM, which would otherwise fold the arithmetic back into a compare.
+    let x = unsafe { core::ptr::read_volatile(&x) };
+    ((x + 0xffff_ffff) >> 32) ^ 1
 }

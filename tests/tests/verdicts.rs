@@ -522,10 +522,41 @@ fn wildcard_ports_match_only_the_hosts_local_addresses() {
         );
     }
 
+    // Two host addresses with the same slot: the second is found in the
+    // prefix list.
+    let slot =
+        |addr: std::net::Ipv4Addr| dockfw_common::local_slot_v4(u32::from_ne_bytes(addr.octets()));
+    let first = std::net::Ipv4Addr::new(192, 0, 2, 1);
+    let second = (2..)
+        .map(|i| std::net::Ipv4Addr::from(u32::from(first) + i))
+        .find(|addr| slot(*addr) == slot(first))
+        .unwrap();
+    let (first_net, second_net) = (format!("{first}/32"), format!("{second}/32"));
+    harness.set_local(&[&first_net, &second_net]);
+    for program in PROGRAMS {
+        for addr in [first, second] {
+            assert_eq!(
+                harness.verdict(program, &v4(&addr.to_string(), 8080)),
+                DROP,
+                "{program:?}: {addr} (slot {})",
+                slot(addr)
+            );
+        }
+        assert_eq!(harness.verdict(program, &routed), PASS, "{program:?}");
+        // Empty slots hold filler addresses that no destination can equal.
+        for dst in ["0.0.0.0", "1.0.0.0", "1.0.0.1", "1.0.0.2"] {
+            assert_eq!(
+                harness.verdict(program, &v4(dst, 8080)),
+                PASS,
+                "{program:?}: {dst}"
+            );
+        }
+    }
+
     // More prefixes than the set holds: that family falls back to "every
     // destination is local" rather than missing the host's own addresses.
     let many: Vec<String> = (0..=dockfw_common::MAX_LOCAL_V4)
-        .map(|i| format!("10.0.{}.{}/32", i / 256, i % 256))
+        .map(|i| format!("10.{}.{}.0/24", i / 256, i % 256))
         .chain(["2001:db8::2/128".to_string()])
         .collect();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
