@@ -117,7 +117,8 @@ pub fn build(
         "Policy: 1,000 published ports (IPv4 + IPv6 TCP), 16 rules on the hit port, match on the 16th; \
          {} IPv4 + {} IPv6 bans (random /16../32 and /32../128, none covering the source; one shares \
          the IPv4 source's /24, so that /24's ban bitmap is looked up; one the IPv6 source's /32 but not \
-         its /64). Frame: 54-byte TCP SYN.",
+         its /64). The host has 5 IPv4 and 3 IPv6 local prefixes, the destination among them \
+         (wildcard ports match only local destinations). Frame: 54-byte TCP SYN.",
         thousands(main.bans_v4),
         thousands(main.bans_v6),
     );

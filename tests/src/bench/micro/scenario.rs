@@ -29,6 +29,19 @@ use crate::bench::rng::Rng;
 pub const DST_V4: &str = "192.0.2.1";
 /// Destination of every IPv6 frame.
 pub const DST_V6: &str = "2001:db8:ffff::1";
+/// The host's local prefixes, as a Docker host's local routing table holds
+/// them (another interface, two bridges, the destination, loopback): every
+/// wildcard hit looks its destination up in them.
+pub const LOCAL_PREFIXES: &[&str] = &[
+    "203.0.113.10/32",
+    "172.17.0.1/32",
+    "172.18.0.1/32",
+    "192.0.2.1/32",
+    "127.0.0.0/8",
+    "fe80::1/128",
+    "2001:db8:ffff::1/128",
+    "::1/128",
+];
 /// IPv4 source whose /24 holds a ban ([`NEAR_BAN_V4`]) but which no ban
 /// covers: state "partly banned", the /24's bitmap consulted, no match.
 pub const SRC_NEAR: &str = "198.51.101.7";

@@ -156,6 +156,7 @@ impl World {
             &scenario::policy(&mut Rng::new(POLICY_SEED)),
             &scenario::ports(),
         );
+        harness.set_local(scenario::LOCAL_PREFIXES);
         setup.policy = started.elapsed();
 
         let started = Instant::now();
