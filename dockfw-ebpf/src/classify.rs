@@ -1,7 +1,9 @@
 //! Classify: published port -> ban -> the port's rule bitmap -> first match.
 //!
 //! Per packet this is: the configuration, the port index and the port's
-//! policy (three array lookups the verifier inlines), the ban state of the
+//! policy (three array lookups the verifier inlines), for a port published
+//! on the wildcard address the local-address check (one more, see
+//! [`crate::local`]), the ban state of the
 //! source (an inlined array lookup, two more for a partly banned /24, see
 //! [`crate::bans`]), the source bitmap (one inlined array lookup per address
 //! byte down the port's trie, see [`crate::sources`]), an interface-mask
