@@ -414,22 +414,20 @@ fn wildcard_ports_match_only_the_hosts_local_addresses() {
     let v6 = |dst: &str| Frame::tcp("2001:db8:ff::1", 1000, dst, 8080, SYN).build();
     let routed = v4("203.0.113.7", 8080);
     let anyip = v4("198.18.5.9", 8080);
+    let host = &[
+        "192.0.2.1/32",
+        "198.18.0.0/16",
+        "127.0.0.0/8",
+        "2001:db8::2/128",
+        "fe80::1/128",
+    ];
     // Nothing known yet: every destination counts as local (the state a
     // daemon is in for the moment between loading and its first read).
     for program in PROGRAMS {
         assert_eq!(harness.verdict(program, &routed), DROP, "{program:?}");
     }
 
-    assert_eq!(
-        harness.set_local(&[
-            "192.0.2.1/32",
-            "198.18.0.0/16",
-            "127.0.0.0/8",
-            "2001:db8::2/128",
-            "fe80::1/128",
-        ]),
-        LocalUpdate::Flipped
-    );
+    assert_eq!(harness.set_local(host), LocalUpdate::Flipped);
     let not_published = harness.global(reason::NOT_PUBLISHED).packets;
     for program in PROGRAMS {
         assert_eq!(
@@ -495,16 +493,7 @@ fn wildcard_ports_match_only_the_hosts_local_addresses() {
 
     // Writing the same set again changes nothing; a new address is followed
     // and a removed one stops matching.
-    assert_eq!(
-        harness.set_local(&[
-            "192.0.2.1/32",
-            "198.18.0.0/16",
-            "127.0.0.0/8",
-            "2001:db8::2/128",
-            "fe80::1/128",
-        ]),
-        LocalUpdate::Unchanged
-    );
+    assert_eq!(harness.set_local(host), LocalUpdate::Unchanged);
     assert_eq!(
         harness.set_local(&["203.0.113.7/32", "2001:db8::2/128"]),
         LocalUpdate::Flipped
