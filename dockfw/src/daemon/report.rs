@@ -12,9 +12,12 @@ use super::engine::Engine;
 /// holds.
 pub fn local_overflow() -> String {
     format!(
-        "the host has more local prefixes than dockfw's set holds ({} IPv4, {} IPv6); \
+        "the host has more local prefixes than dockfw's set holds (host addresses in {} IPv4 \
+         and {} IPv6 hash slots, {} IPv4 and {} IPv6 other prefixes or slot collisions); \
          for that family, wildcard ports match every destination, including traffic \
          the host routes to other machines",
+        dockfw_common::LOCAL_SLOTS_V4,
+        dockfw_common::LOCAL_SLOTS_V6,
         dockfw_common::MAX_LOCAL_V4,
         dockfw_common::MAX_LOCAL_V6
     )
