@@ -45,6 +45,10 @@ pub const BAN24_MAP: &str = "DFW_BAN24_ARR";
 /// the data plane is loaded (a program still attached keeps its reference
 /// until it is replaced).
 pub const OBSOLETE_PINS: &[&str] = &["DFW_BAN24", "DFW_RSRC_V4"];
+/// Pinned maps that hold nothing a restart would lose (the daemon rewrites
+/// them whole from the host at start): a pin of another layout is replaced
+/// by a new map instead of refusing the start.
+pub const REBUILT_PINS: &[&str] = &[LOCAL_ADDRS_MAP];
 /// `Array<u64>`: summary bitmap over hashed IPv6 /32s that some ban
 /// intersects ([`crate::summary_bucket_v6`]); a clear bit skips the trie.
 pub const BAN_SUMMARY_V6_MAP: &str = "DFW_BANSUM_V6";

@@ -33,3 +33,20 @@ pub fn chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// Pins a new map at `path` with bpftool, as another dockfw version would
+/// have (4-byte keys, `value` bytes per entry), replacing a pin there.
+pub fn pin_foreign_map(path: &std::path::Path, kind: &str, value: u32, entries: u32, name: &str) {
+    let _ = std::fs::remove_file(path);
+    let status = std::process::Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(path)
+        .args(["type", kind, "key", "4", "value"])
+        .arg(value.to_string())
+        .arg("entries")
+        .arg(entries.to_string())
+        .args(["name", name])
+        .status()
+        .unwrap_or_else(|error| panic!("running bpftool: {error}"));
+    assert!(status.success(), "bpftool map create {}", path.display());
+}

@@ -339,6 +339,22 @@ fn scenario(mode: &str) {
     };
     thread::sleep(Duration::from_millis(500));
     daemon.stop();
+    if mode == "generic" {
+        // Upgrading from a version whose local-address set had another
+        // layout: the new daemon replaces that map, and the programs still
+        // attached must not lose the host's addresses meanwhile (the stream
+        // goes to a wildcard port).
+        dockfw_tests::pin_foreign_map(
+            &daemon
+                .pins()
+                .join("maps")
+                .join(dockfw_common::LOCAL_ADDRS_MAP),
+            "array",
+            1552,
+            2,
+            dockfw_common::LOCAL_ADDRS_MAP,
+        );
+    }
     thread::sleep(Duration::from_millis(500));
     daemon.restart();
     daemon.wait_status("the restarted daemon", Duration::from_secs(30), |status| {
@@ -359,6 +375,12 @@ fn scenario(mode: &str) {
     assert!(
         daemon.cli_ok(&["bans"]).contains(STREAMER),
         "{mode}: bans survive the restart"
+    );
+    assert!(
+        status["local_addresses"]
+            .as_array()
+            .is_some_and(|list| list.iter().any(|net| net == "10.78.0.1/32")),
+        "{mode}: the host's addresses are in force after the restart: {status:#}"
     );
     host.run_ok(
         "remove the counter",

@@ -1,11 +1,15 @@
 //! Pins left by another dockfw version are refused with a clear error before
-//! anything is loaded, and `dockfw detach` clears them; pins of maps this
-//! version no longer uses are removed on load; bans written without a
+//! anything is loaded, and `dockfw detach` clears them, except maps rebuilt
+//! from the host, which are replaced; pins of maps this version no longer
+//! uses are removed on load; bans written without a
 //! daemon take the pin directory's writer lock. Root tier.
 
 use std::{path::PathBuf, process::Command};
 
+use aya::maps::MapInfo;
 use dockfw::dataplane::{Dataplane, LoadError, LoadOptions, attach::detach_all};
+use dockfw_common::{LOCAL_ADDRS_MAP, LocalSet};
+use dockfw_tests::pin_foreign_map;
 
 struct PinDir(PathBuf);
 
@@ -35,29 +39,12 @@ fn pinned(name: &str) -> (PinDir, LoadOptions) {
     (dir, options)
 }
 
-/// Pins a new map at `path` with bpftool (as another version would have).
-fn create_map(path: &std::path::Path, kind: &str, value: u32, entries: u32, name: &str) {
-    let status = Command::new("bpftool")
-        .args(["map", "create"])
-        .arg(path)
-        .args(["type", kind, "key", "4", "value"])
-        .arg(value.to_string())
-        .arg("entries")
-        .arg(entries.to_string())
-        .args(["name", name])
-        .status()
-        .unwrap_or_else(|error| panic!("running bpftool: {error}"));
-    assert!(status.success(), "bpftool map create failed");
-}
-
 #[test]
 fn pins_from_another_abi_are_refused_then_detached() {
     let (dir, options) = pinned("dfw-test-pins");
     let config = dir.0.join("maps").join(dockfw_common::CONFIG_MAP);
-    std::fs::remove_file(&config)
-        .unwrap_or_else(|error| panic!("removing {}: {error}", config.display()));
     // An older layout: the configuration with an 8-byte value.
-    create_map(&config, "array", 8, 1, "DFW_CONFIG");
+    pin_foreign_map(&config, "array", 8, 1, "DFW_CONFIG");
 
     match Dataplane::load(&options) {
         Err(error @ LoadError::IncompatiblePin { .. }) => {
@@ -84,6 +71,68 @@ fn pins_from_another_abi_are_refused_then_detached() {
     );
 }
 
+/// The local-address set holds nothing a restart would lose: a pin of
+/// another layout is replaced by a new map, but only by a daemon's load, and
+/// only when every other pin can be re-adopted.
+#[test]
+fn a_local_address_map_of_another_layout_is_replaced() {
+    let (dir, options) = pinned("dfw-test-local");
+    let maps = dir.0.join("maps");
+    let local = maps.join(LOCAL_ADDRS_MAP);
+    let value_size = |path: &std::path::Path| {
+        MapInfo::from_pin(path)
+            .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+            .value_size() as usize
+    };
+    // The layout before host addresses had slots (1,552-byte sets).
+    pin_foreign_map(&local, "array", 1552, 2, LOCAL_ADDRS_MAP);
+
+    // Neither a trace nor a client re-opening the pins replaces it.
+    let trace = LoadOptions {
+        trace: true,
+        ..options.clone()
+    };
+    assert!(matches!(
+        Dataplane::load(&trace),
+        Err(LoadError::IncompatiblePin {
+            name: LOCAL_ADDRS_MAP,
+            ..
+        })
+    ));
+    assert!(matches!(
+        dockfw::dataplane::Maps::from_pins(&dir.0),
+        Err(LoadError::IncompatiblePin {
+            name: LOCAL_ADDRS_MAP,
+            ..
+        })
+    ));
+    // Another incompatible pin refuses the load and leaves both in place.
+    let config = maps.join(dockfw_common::CONFIG_MAP);
+    pin_foreign_map(&config, "array", 8, 1, "DFW_CONFIG");
+    assert!(matches!(
+        Dataplane::load(&options),
+        Err(LoadError::IncompatiblePin {
+            name: dockfw_common::CONFIG_MAP,
+            ..
+        })
+    ));
+    assert_eq!(
+        value_size(&local),
+        1552,
+        "nothing replaced on a refused load"
+    );
+    std::fs::remove_file(&config).unwrap();
+
+    let dataplane = Dataplane::load(&options)
+        .unwrap_or_else(|error| panic!("load: {}", dockfw_tests::chain(&error)));
+    assert_eq!(dataplane.replaced, [LOCAL_ADDRS_MAP]);
+    assert_eq!(value_size(&local), size_of::<LocalSet>());
+    drop(dataplane);
+    let again = Dataplane::load(&options)
+        .unwrap_or_else(|error| panic!("reload: {}", dockfw_tests::chain(&error)));
+    assert!(again.replaced.is_empty(), "{:?}", again.replaced);
+}
+
 /// Maps an older version pinned and this one no longer uses (the partly
 /// banned /24s' hash map before they moved to an array) are unpinned when
 /// the data plane loads, so their memory goes once the old program does.
@@ -91,7 +140,7 @@ fn pins_from_another_abi_are_refused_then_detached() {
 fn pins_of_maps_no_longer_used_are_removed_on_load() {
     let (dir, options) = pinned("dfw-test-obsolete");
     let old = dir.0.join("maps").join("DFW_BAN24");
-    create_map(&old, "hash", 40, 16, "DFW_BAN24");
+    pin_foreign_map(&old, "hash", 40, 16, "DFW_BAN24");
     assert!(old.exists());
     drop(
         Dataplane::load(&options)

@@ -7,7 +7,7 @@ use std::{
     path::PathBuf,
 };
 
-use dockfw_common::Config;
+use dockfw_common::{Config, config_flag};
 use ipnet::IpNet;
 use tracing::{info, warn};
 
@@ -20,7 +20,6 @@ use crate::{
         Attachment, Capacities, Dataplane, GenerationWriter, LoadOptions, RequestedMode,
         attach::attach,
         bans::{read_bans, resync_bans, write_bans},
-        local::{LocalUpdate, LocalWriter, local_set},
     },
     model::{Policy, PublishedPort},
     policy::{merge, rules_from_labels_with_sets},
@@ -80,12 +79,8 @@ pub struct Engine {
     policy_loaded: bool,
     /// The DOCKER-USER mirror, when enabled.
     pub(super) mirror: Option<crate::mirror::daemon::MirrorState>,
-    local_writer: LocalWriter,
-    /// The host's local prefixes in force for wildcard ports (`None`: not
-    /// read yet).
-    pub(super) local: Option<Vec<IpNet>>,
-    /// Why the last read or write of the local prefixes failed.
-    pub(super) local_error: Option<String>,
+    /// The host's local addresses for wildcard ports.
+    pub(super) local: super::local::LocalAddresses,
 }
 
 impl Engine {
@@ -132,6 +127,16 @@ impl Engine {
         };
         let mut current = dataplane.maps.config.get(&0, 0).unwrap_or_default();
         set_event_rate(&mut current, config.events_per_second);
+        // A local-address map of another layout was replaced by an empty
+        // one: the programs still attached read their old map, so the flags
+        // that select its element go ("every address is local", the safe
+        // side) until this version's programs are attached and the set is
+        // written. Otherwise the set is written before attaching, so the
+        // programs see the host's addresses from their first packet.
+        let local_replaced = dataplane.replaced.contains(&dockfw_common::LOCAL_ADDRS_MAP);
+        if local_replaced {
+            current.flags &= !(config_flag::LOCAL_SET | config_flag::LOCAL_SET_ONE);
+        }
         dataplane
             .maps
             .config
@@ -140,6 +145,10 @@ impl Engine {
                 what: "writing the configuration",
                 source,
             })?;
+        let mut local = super::local::LocalAddresses::default();
+        if !local_replaced {
+            local.refresh(&mut dataplane.maps);
+        }
         let bans = read_bans(&dataplane.maps)?;
         // Rewrite the shortcuts from the tries: a previous run may have died
         // half-way through an update.
@@ -186,48 +195,18 @@ impl Engine {
             policy_loaded: last_error.is_none(),
             last_error,
             mirror,
-            local_writer: LocalWriter::new(),
-            local: None,
-            local_error: None,
+            local,
         };
-        engine.refresh_local();
+        if local_replaced {
+            engine.refresh_local();
+        }
         Ok(engine)
     }
 
     /// Re-reads the host's local addresses and activates them for wildcard
-    /// ports when they changed. On failure the set in force stays and the
-    /// error is reported in the status.
+    /// ports when they changed.
     pub fn refresh_local(&mut self) {
-        let prefixes = match crate::host::local_prefixes() {
-            Ok(prefixes) => prefixes,
-            Err(error) => {
-                if self.local_error.is_none() {
-                    warn!(%error, "reading the host's local addresses failed; the last set stays in force");
-                }
-                self.local_error = Some(format!("reading the local routing table: {error}"));
-                return;
-            }
-        };
-        if self.local.as_ref() == Some(&prefixes) && self.local_error.is_none() {
-            return;
-        }
-        match self.local_writer.write(&mut self.dataplane.maps, &prefixes) {
-            Ok(update) => {
-                if update == LocalUpdate::Flipped {
-                    let list: Vec<String> = prefixes.iter().map(ToString::to_string).collect();
-                    info!(prefixes = %list.join(" "), "wildcard ports match these local addresses");
-                }
-                if local_set(&prefixes).flags != 0 {
-                    warn!("{}", super::report::local_overflow());
-                }
-                self.local = Some(prefixes);
-                self.local_error = None;
-            }
-            Err(error) => {
-                warn!(%error, "writing the host's local addresses failed; the last set stays in force");
-                self.local_error = Some(error.to_string());
-            }
-        }
+        self.local.refresh(&mut self.dataplane.maps);
     }
 
     /// New published ports from Docker. `synced` = they come from a full

@@ -4,6 +4,7 @@
 //! flip.
 
 pub mod engine;
+mod local;
 mod mirrored;
 pub mod observe;
 pub mod policy_source;

@@ -28,16 +28,12 @@ impl Engine {
     /// missed the fast path.
     fn warnings(&self) -> Vec<String> {
         let mut warnings = self.compiled.warnings.clone();
-        if let Some(error) = &self.local_error {
+        if let Some(error) = &self.local.error {
             warnings.push(format!(
                 "the host's local addresses are unknown ({error}); wildcard ports use the last set read"
             ));
         }
-        if self
-            .local
-            .as_deref()
-            .is_some_and(|prefixes| crate::dataplane::local::local_set(prefixes).flags != 0)
-        {
+        if self.local.overflowing() {
             warnings.push(local_overflow());
         }
         if self.tries.ports_in_levels > 0 {
@@ -132,6 +128,7 @@ impl Engine {
             mirror: self.mirror_status(),
             local_addresses: self
                 .local
+                .prefixes
                 .iter()
                 .flatten()
                 .map(ToString::to_string)

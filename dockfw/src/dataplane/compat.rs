@@ -63,7 +63,11 @@ fn expected_layout(name: &str) -> Option<(usize, usize, MapType)> {
 }
 
 /// Checks every pinned map under `map_dir` that this build would re-adopt.
-pub fn check_pinned_maps(map_dir: &Path) -> Result<(), LoadError> {
+/// With `replace`, pins of [`dockfw_common::REBUILT_PINS`] in another layout
+/// are returned for the caller to replace (once every other pin passed);
+/// without, they are refused like the rest.
+pub fn check_pinned_maps(map_dir: &Path, replace: bool) -> Result<Vec<&'static str>, LoadError> {
+    let mut rebuilt = Vec::new();
     for name in dockfw_common::PINNED_MAPS {
         let path = map_dir.join(name);
         if !path.exists() {
@@ -77,6 +81,10 @@ pub fn check_pinned_maps(map_dir: &Path) -> Result<(), LoadError> {
         let found = (info.key_size() as usize, info.value_size() as usize);
         let same_type = info.map_type().is_ok_and(|found| found == map_type);
         if found != (key, value) || !same_type {
+            if replace && dockfw_common::REBUILT_PINS.contains(name) {
+                rebuilt.push(*name);
+                continue;
+            }
             return Err(LoadError::IncompatiblePin {
                 name,
                 path,
@@ -85,7 +93,7 @@ pub fn check_pinned_maps(map_dir: &Path) -> Result<(), LoadError> {
             });
         }
     }
-    Ok(())
+    Ok(rebuilt)
 }
 
 #[cfg(test)]

@@ -161,6 +161,15 @@ pub enum LoadError {
         /// Key and value sizes this build uses.
         expected: (usize, usize),
     },
+    /// A pin of another layout that is rebuilt could not be removed.
+    #[error("cannot remove the pin {path} to replace it with this version's layout: {source}")]
+    ReplacePin {
+        /// The pin.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A trace needs the daemon's pinned maps.
     #[error("no pinned dockfw maps under {0} (is `dockfw run` running with this --pin-dir?)")]
     NotPinned(PathBuf),
@@ -234,6 +243,10 @@ pub struct Dataplane {
     ebpf: Ebpf,
     /// The maps.
     pub maps: Maps,
+    /// Pins of [`dockfw_common::REBUILT_PINS`] that were in another layout
+    /// and are new, empty maps now (the programs still attached keep the
+    /// old ones until they are replaced).
+    pub replaced: Vec<&'static str>,
 }
 
 /// Where the maps of a pin directory live.
@@ -279,6 +292,7 @@ impl Dataplane {
         let trace_flag: u8 = u8::from(options.trace);
         loader.override_global(TRACE_MODE_GLOBAL, &trace_flag, true);
         let map_dir = options.pin_dir.as_deref().map(maps_pin_dir);
+        let mut replaced = Vec::new();
         if let Some(map_dir) = &map_dir {
             if options.trace && !map_dir.join(CONFIG_MAP).exists() {
                 return Err(LoadError::NotPinned(map_dir.clone()));
@@ -290,9 +304,18 @@ impl Dataplane {
                 path: map_dir.clone(),
                 source,
             })?;
-            super::compat::check_pinned_maps(map_dir)?;
+            let rebuilt = super::compat::check_pinned_maps(map_dir, !options.trace)?;
             if !options.trace {
                 remove_obsolete_pins(map_dir);
+                for name in rebuilt {
+                    let path = map_dir.join(name);
+                    std::fs::remove_file(&path).map_err(|source| LoadError::ReplacePin {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    tracing::info!(path = %path.display(), "replacing the pin of a map another version laid out differently (its content is rebuilt)");
+                    replaced.push(name);
+                }
             }
             for name in PINNED_MAPS {
                 loader.map_pin_path(name, map_dir.join(name));
@@ -300,7 +323,11 @@ impl Dataplane {
         }
         let mut ebpf = loader.load(object).map_err(LoadError::Object)?;
         let maps = Maps::take(&mut ebpf)?;
-        let mut dataplane = Self { ebpf, maps };
+        let mut dataplane = Self {
+            ebpf,
+            maps,
+            replaced,
+        };
         dataplane
             .xdp_program_mut()?
             .load()
@@ -378,7 +405,7 @@ impl Maps {
         if !dir.join(CONFIG_MAP).exists() {
             return Err(LoadError::NotPinned(dir));
         }
-        super::compat::check_pinned_maps(&dir)?;
+        super::compat::check_pinned_maps(&dir, false)?;
         // Loading the object with every map pinned re-opens the pins; the
         // programs are not loaded into the kernel.
         let mut loader = EbpfLoader::new();
