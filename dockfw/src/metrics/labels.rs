@@ -28,8 +28,6 @@ pub enum Reason {
     RateLimit,
     /// A non-first fragment.
     Fragment,
-    /// A malformed packet.
-    Malformed,
     /// A rule mirrored from Docker's DOCKER-USER chain.
     Mirror,
     /// No rule matched; netfilter decides. Only ever a pass.
@@ -38,12 +36,11 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in label order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 6] = [
         Self::Rule,
         Self::Ban,
         Self::RateLimit,
         Self::Fragment,
-        Self::Malformed,
         Self::Mirror,
         Self::Unmatched,
     ];
@@ -55,7 +52,6 @@ impl Reason {
             Self::Ban => "ban",
             Self::RateLimit => "rate_limit",
             Self::Fragment => "fragment",
-            Self::Malformed => "malformed",
             Self::Mirror => "mirror",
             Self::Unmatched => "unmatched",
         }
@@ -80,7 +76,6 @@ impl Reason {
             reason::BANNED => Some(Self::Ban),
             reason::RATE_LIMIT_DROP | reason::RATE_LIMIT_PASS => Some(Self::RateLimit),
             reason::FRAGMENT => Some(Self::Fragment),
-            reason::MALFORMED => Some(Self::Malformed),
             reason::UNMATCHED => Some(Self::Unmatched),
             _ => None,
         }
