@@ -42,11 +42,19 @@ pub fn local_prefixes() -> io::Result<Vec<IpNet>> {
             done = parse_route_dump(&message, seq, &mut prefixes)?;
         }
     }
+    Ok(ordered(prefixes))
+}
+
+/// IPv4 then IPv6, loopback last, each prefix once (a link-local address
+/// on two interfaces has a local route per interface).
+fn ordered(mut prefixes: Vec<IpNet>) -> Vec<IpNet> {
     prefixes.sort_by_key(|net| match net {
         IpNet::V4(net) => (0, net.addr().is_loopback()),
         IpNet::V6(net) => (1, net.addr().is_loopback()),
     });
-    Ok(prefixes)
+    let mut seen = std::collections::HashSet::new();
+    prefixes.retain(|net| seen.insert(*net));
+    prefixes
 }
 
 struct RouteSocket(OwnedFd);
@@ -337,6 +345,31 @@ mod tests {
         let bad_len = route(libc::AF_INET, &[10, 0, 0, 1], 33, 255, RTN_LOCAL);
         assert!(parse_route_dump(&bad_len, 7, &mut found).is_err());
         assert!(found.is_empty());
+    }
+
+    #[test]
+    fn prefixes_are_ordered_by_family_loopback_last_each_once() {
+        let nets =
+            |list: &[&str]| -> Vec<IpNet> { list.iter().map(|net| net.parse().unwrap()).collect() };
+        let dump = nets(&[
+            "::1/128",
+            "fe80::1/128",
+            "127.0.0.0/8",
+            "10.0.0.1/32",
+            "fe80::1/128",
+            "172.17.0.1/32",
+            "10.0.0.1/32",
+        ]);
+        assert_eq!(
+            ordered(dump),
+            nets(&[
+                "10.0.0.1/32",
+                "172.17.0.1/32",
+                "127.0.0.0/8",
+                "fe80::1/128",
+                "::1/128"
+            ])
+        );
     }
 
     #[test]
