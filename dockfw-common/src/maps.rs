@@ -58,6 +58,15 @@ pub const BAN_SUMMARY_V6_MAP: &str = "DFW_BANSUM_V6";
 /// ([`crate::summary_bucket_v6_64`]), "a ban of /64 or longer lies in it".
 /// Both clear: no ban covers the address, the trie is skipped.
 pub const BAN_REFINE_V6_MAP: &str = "DFW_BANREF_V6";
+/// `HashMap<[u8; 8], Ban64>`: per IPv6 /64 (its first 8 bytes, network
+/// order) that holds a ban of /64 or longer and no ban between /65 and
+/// /127: the verdict for its addresses without walking the trie. Looked up
+/// only where [`BAN_REFINE_V6_MAP`]'s /64 bit is set; a /64 without an
+/// entry asks the trie.
+pub const BAN64_V6_MAP: &str = "DFW_BAN64_V6";
+/// `HashMap<[u8; 16], u64>`: the banned /128s of the /64s whose
+/// [`crate::Ban64`] says `hosts`, with their effective expiry.
+pub const BAN128_V6_MAP: &str = "DFW_BAN128_V6";
 /// `Array<u64>`: per IPv4 /24, four bits: the source table levels at which
 /// some port (of either generation) has an entry covering it
 /// ([`crate::SOURCE_HINT_WORDS_V4`]). The data plane looks up only those
@@ -125,6 +134,8 @@ pub const PINNED_MAPS: &[&str] = &[
     BAN24_MAP,
     BAN_SUMMARY_V6_MAP,
     BAN_REFINE_V6_MAP,
+    BAN64_V6_MAP,
+    BAN128_V6_MAP,
     RULE_SOURCE_SUMMARY_V4_MAP,
     RULE_SOURCE_SUMMARY_V6_MAP,
     RULE_SOURCES_V4_MAP,

@@ -285,6 +285,25 @@ pub struct BanValue {
     pub own_expires_ns: u64,
 }
 
+/// Value of [`crate::BAN64_V6_MAP`]: what the bans say of every address of
+/// one IPv6 /64 that holds a ban of /64 or longer, where every ban in it
+/// longer than /64 is a /128 (others have no entry: the trie decides).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ban64 {
+    /// Effective expiry (as in [`BanValue::expires_ns`]) of the longest ban
+    /// covering the whole /64; [`BAN64_UNBANNED`] = no ban covers it.
+    pub expires_ns: u64,
+    /// Nonzero: some /128s in this /64 are banned; an address found in
+    /// [`crate::BAN128_V6_MAP`] takes that entry's expiry instead.
+    pub hosts: u32,
+    /// Zero.
+    pub pad: u32,
+}
+
+/// [`Ban64::expires_ns`] of a /64 no ban covers as a whole.
+pub const BAN64_UNBANNED: u64 = 0;
+
 /// Value of [`crate::BAN24_MAP`]: the banned addresses of one IPv4 /24.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -602,6 +621,7 @@ assert_size!(
 );
 assert_size!(BanValue, 16);
 assert_size!(Ban24, 40);
+assert_size!(Ban64, 16);
 assert_size!(PortKey, 24);
 assert_size!(RuleAction, 48);
 assert_size!(PortPolicy, 44);
@@ -625,6 +645,7 @@ mod pod {
     unsafe impl aya::Pod for LocalSet {}
     unsafe impl aya::Pod for BanValue {}
     unsafe impl aya::Pod for Ban24 {}
+    unsafe impl aya::Pod for Ban64 {}
     unsafe impl aya::Pod for PortKey {}
     unsafe impl aya::Pod for RuleAction {}
     unsafe impl aya::Pod for PortPolicy {}

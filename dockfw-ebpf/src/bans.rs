@@ -6,18 +6,21 @@
 //! has passed and /24s without a slot ask the LPM trie, which is exact. For
 //! IPv6 one-bit summaries guard the trie: over hashed /32s, then (where that
 //! is set) "a ban shorter than /64 in this /32" and "a ban in this /64".
+//! Where the last is set, the /64's exact entry (if it has one) decides in
+//! one or two hash lookups: the usual IPv6 bans, /64s and /128s, never walk
+//! the trie.
 
 use aya_ebpf::maps::{Array, lpm_trie::Key};
 use dockfw_common::{
-    Ban24, SUMMARY_WORDS, ban_state, config_flag, family, summary_bucket_v4, summary_bucket_v6,
-    summary_bucket_v6_64,
+    BAN64_UNBANNED, Ban24, SUMMARY_WORDS, ban_state, config_flag, family, summary_bucket_v4,
+    summary_bucket_v6, summary_bucket_v6_64,
 };
 
 use crate::{
     clock::Clock,
     maps::{
-        DFW_BAN24_ARR, DFW_BAN24_IX, DFW_BANREF_V6, DFW_BANS_V4, DFW_BANS_V6, DFW_BANSTATE_V4,
-        DFW_BANSUM_V6,
+        DFW_BAN24_ARR, DFW_BAN24_IX, DFW_BAN64_V6, DFW_BAN128_V6, DFW_BANREF_V6, DFW_BANS_V4,
+        DFW_BANS_V6, DFW_BANSTATE_V4, DFW_BANSUM_V6,
     },
     parse::Packet,
 };
@@ -69,20 +72,22 @@ pub fn is_banned(packet: &Packet, config_flags: u32, clock: &mut Clock) -> bool 
             _ => trie_v4(packet, clock),
         }
     } else {
-        if config_flags & config_flag::BAN_LOOKUP_ALWAYS_V6 == 0 {
-            let bucket = summary_bucket_v6(first);
-            if !bucket_set(&DFW_BANSUM_V6, bucket) {
-                return false;
+        let always = config_flags & config_flag::BAN_LOOKUP_ALWAYS_V6 != 0;
+        let bucket = summary_bucket_v6(first);
+        if !always && !bucket_set(&DFW_BANSUM_V6, bucket) {
+            return false;
+        }
+        let prefix64 = (u64::from(first) << 32) | u64::from(u32::from_be(packet.src[1]));
+        let long = bucket_set(
+            &DFW_BANREF_V6,
+            SUMMARY_WORDS * 64 + summary_bucket_v6_64(prefix64),
+        );
+        if long {
+            if let Some(expiry) = exact_v6(packet) {
+                return expiry != BAN64_UNBANNED && unexpired(Some(expiry), clock);
             }
-            let prefix64 = (u64::from(first) << 32) | u64::from(u32::from_be(packet.src[1]));
-            if !bucket_set(&DFW_BANREF_V6, bucket)
-                && !bucket_set(
-                    &DFW_BANREF_V6,
-                    SUMMARY_WORDS * 64 + summary_bucket_v6_64(prefix64),
-                )
-            {
-                return false;
-            }
+        } else if !always && !bucket_set(&DFW_BANREF_V6, bucket) {
+            return false;
         }
         unexpired(
             DFW_BANS_V6
@@ -91,6 +96,23 @@ pub fn is_banned(packet: &Packet, config_flags: u32, clock: &mut Clock) -> bool 
             clock,
         )
     }
+}
+
+/// The effective expiry of the source's IPv6 ban from its /64's exact entry
+/// ([`BAN64_UNBANNED`]: none), or `None` when the /64 has none (then the
+/// trie decides).
+#[inline(always)]
+fn exact_v6(packet: &Packet) -> Option<u64> {
+    // SAFETY: the values are plain integers, read once; a concurrent update
+    // replaces the element (hash maps do not write values in place).
+    let entry = unsafe { DFW_BAN64_V6.get(&[packet.src[0], packet.src[1]]) }?;
+    if entry.hosts != 0 {
+        // SAFETY: as above.
+        if let Some(expiry) = unsafe { DFW_BAN128_V6.get(&packet.src) } {
+            return Some(*expiry);
+        }
+    }
+    Some(entry.expires_ns)
 }
 
 /// The banned-address bitmap of a partially banned /24, or `None` when it

@@ -7,7 +7,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use dockfw_common::{
-    BAN_STATE_WORDS_V4, BAN24_INDEX_ENTRIES, Ban24, BanValue, Config, Counter, FragKey, FragValue,
+    BAN_STATE_WORDS_V4, BAN24_INDEX_ENTRIES, Ban24, Ban64, BanValue, Config, Counter, FragKey, FragValue,
     IfaceMaskKey, LocalSet, OUTCOMES_PER_STAT, PORT_INDEX_ENTRIES, PortKey, PortPolicy, RateKey,
     RuleAction, SOURCE_HINT_WORDS_V4, SOURCE_NODE_FANOUT, SUMMARY_WORDS, SourceKeyV4, SourceKeyV6,
     TraceRecord, capacity,
@@ -64,6 +64,16 @@ pub static DFW_BANS_V4: LpmTrie<u32, BanValue> = LpmTrie::with_max_entries(capac
 #[map]
 pub static DFW_BANS_V6: LpmTrie<[u32; 4], BanValue> =
     LpmTrie::with_max_entries(capacity::BANS_V6, 0);
+
+/// Exact IPv6 bans in front of the trie, keyed like it by the address words
+/// as loaded; allocated as entries come (most hosts have few IPv6 bans).
+#[map]
+pub static DFW_BAN64_V6: HashMap<[u32; 2], Ban64> =
+    HashMap::with_max_entries(capacity::BANS_V6, NO_PREALLOC);
+
+#[map]
+pub static DFW_BAN128_V6: HashMap<[u32; 4], u64> =
+    HashMap::with_max_entries(capacity::BANS_V6, NO_PREALLOC);
 
 /// Allocated as entries come (`BPF_F_NO_PREALLOC`): the expansion can be
 /// large on some hosts and empty on most.

@@ -8,11 +8,14 @@
 //! - [`BanTables`]: a two-bit state per IPv4 /24 (none, all banned for good,
 //!   partially banned, ask the trie) and, for partially banned /24s, a
 //!   256-bit entry of banned addresses; for IPv6 a one-bit summary over
-//!   hashed /32s. Most packets are decided by one array lookup.
+//!   hashed /32s and, for /64s holding /64 and /128 bans, exact entries
+//!   ([`ExactV6`]). Most packets are decided by one array lookup.
 
 use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 
-use dockfw_common::{BAN_STATE_WORDS_V4, Ban24, ban_state, summary_bucket_v4};
+use dockfw_common::{
+    BAN_STATE_WORDS_V4, BAN64_UNBANNED, Ban24, Ban64, ban_state, summary_bucket_v4,
+};
 use ipnet::IpNet;
 
 use crate::summary::{PrefixSummary, V6Refinement};
@@ -63,6 +66,37 @@ pub struct BanTables {
     pub summary_v6: PrefixSummary,
     /// IPv6: the refinement behind the summary.
     pub refine_v6: V6Refinement,
+    /// IPv6: by /64 (the address's first 64 bits), the /64s that hold a ban
+    /// of /64 or longer and none between /65 and /127: their verdicts
+    /// without the trie ([`dockfw_common::BAN64_V6_MAP`]).
+    pub exact_v6: BTreeMap<u64, ExactV6>,
+}
+
+/// What the bans decide for one IPv6 /64 (see [`BanTables::exact_v6`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExactV6 {
+    /// Effective expiry of the longest ban covering the whole /64
+    /// ([`BAN64_UNBANNED`]: none).
+    pub expires_ns: u64,
+    /// Its banned /128s by their last 64 bits, with their effective expiry.
+    pub hosts: BTreeMap<u64, u64>,
+}
+
+impl ExactV6 {
+    /// The entry of [`dockfw_common::BAN64_V6_MAP`].
+    pub fn entry(&self) -> Ban64 {
+        Ban64 {
+            expires_ns: self.expires_ns,
+            hosts: u32::from(!self.hosts.is_empty()),
+            pad: 0,
+        }
+    }
+
+    /// The effective expiry for the address whose last 64 bits are `low`
+    /// ([`BAN64_UNBANNED`]: not banned).
+    pub fn expiry(&self, low: u64) -> u64 {
+        self.hosts.get(&low).copied().unwrap_or(self.expires_ns)
+    }
 }
 
 /// Sets the two-bit IPv4 state of `bucket` in the state words `states`.
@@ -135,9 +169,20 @@ impl BanTables {
                 }
             }
             IpAddr::V6(v6) => {
-                self.summary_v6.maybe(addr)
-                    && (self.summary_v6.always_v6 || self.refine_v6.maybe(v6))
-                    && trie()
+                let always = self.summary_v6.always_v6;
+                if !self.summary_v6.maybe(addr) {
+                    return false;
+                }
+                let bits = u128::from(*v6);
+                if self.refine_v6.long_set((bits >> 64) as u64) {
+                    if let Some(exact) = self.exact_v6.get(&((bits >> 64) as u64)) {
+                        let expiry = exact.expiry(bits as u64);
+                        return expiry != BAN64_UNBANNED && (expiry == NEVER || now_ns < expiry);
+                    }
+                } else if !always && !self.refine_v6.short_set((bits >> 96) as u32) {
+                    return false;
+                }
+                trie()
             }
         }
     }
@@ -227,14 +272,17 @@ impl BanSet {
             partial_v4: BTreeMap::new(),
             summary_v6: PrefixSummary::default(),
             refine_v6: V6Refinement::default(),
+            exact_v6: BTreeMap::new(),
         };
         let mut permanent: Vec<(u32, u32)> = Vec::new();
+        let mut exact_v6 = ExactBuilder::default();
         for (net, effective, _) in self.effective() {
             let net = match net {
                 IpNet::V4(net) => net,
-                IpNet::V6(_) => {
+                IpNet::V6(v6) => {
                     tables.summary_v6.add(&net);
                     tables.refine_v6.add(&net);
+                    exact_v6.add(v6, effective);
                     continue;
                 }
             };
@@ -275,7 +323,62 @@ impl BanSet {
             let word = states.get((bucket / 32) as usize).copied().unwrap_or(0);
             (word >> ((bucket % 32) * 2)) & 3 == ban_state::PARTIAL
         });
+        tables.exact_v6 = exact_v6.finish();
         tables
+    }
+}
+
+/// Builds [`BanTables::exact_v6`] from the IPv6 bans in prefix order (a
+/// prefix after every prefix that contains it).
+#[derive(Default)]
+struct ExactBuilder {
+    /// The chain of bans shorter than /64 covering the current prefix, with
+    /// their effective expiry.
+    covering: Vec<(ipnet::Ipv6Net, u64)>,
+    /// /64s so far; `None`: a ban between /65 and /127 lies in it.
+    slash64s: BTreeMap<u64, Option<ExactV6>>,
+}
+
+impl ExactBuilder {
+    fn add(&mut self, net: ipnet::Ipv6Net, effective: u64) {
+        while self
+            .covering
+            .last()
+            .is_some_and(|(top, _)| !top.contains(&net))
+        {
+            self.covering.pop();
+        }
+        let len = net.prefix_len();
+        if len < 64 {
+            self.covering.push((net, effective));
+            return;
+        }
+        let bits = u128::from(net.network());
+        let key = (bits >> 64) as u64;
+        let covering = self
+            .covering
+            .last()
+            .map_or(BAN64_UNBANNED, |(_, effective)| *effective);
+        let slot = self.slash64s.entry(key).or_insert_with(|| {
+            Some(ExactV6 {
+                expires_ns: covering,
+                hosts: BTreeMap::new(),
+            })
+        });
+        match (len, slot) {
+            (64, Some(exact)) => exact.expires_ns = effective,
+            (128, Some(exact)) => {
+                exact.hosts.insert(bits as u64, effective);
+            }
+            (_, slot) => *slot = None,
+        }
+    }
+
+    fn finish(self) -> BTreeMap<u64, ExactV6> {
+        self.slash64s
+            .into_iter()
+            .filter_map(|(key, exact)| Some((key, exact?)))
+            .collect()
     }
 }
 
@@ -423,6 +526,55 @@ mod tests {
         // A /48 ban marks its whole /32 as "shorter than /64".
         bans.insert(net("2001:db8:2::/48"), NEVER);
         assert!(bans.tables().refine_v6.maybe(&near_v6));
+    }
+
+    #[test]
+    fn slash64_and_slash128_bans_are_decided_without_the_trie() {
+        let mut bans = BanSet::new();
+        bans.insert(net("2001:db8:1:1::/64"), NEVER);
+        bans.insert(net("2001:db8:1:2::5/128"), 300);
+        bans.insert(net("2001:db8:1:2::6/128"), NEVER);
+        bans.insert(net("2001:db8:7::/48"), 200);
+        bans.insert(net("2001:db8:7:1::/64"), 100);
+        bans.insert(net("2001:db8:7:2::9/128"), 100);
+        bans.insert(net("2001:db8:1:3::/64"), NEVER);
+        bans.insert(net("2001:db8:1:3::/96"), NEVER);
+        let tables = bans.tables();
+        let prefix = |text: &str| (u128::from(text.parse::<std::net::Ipv6Addr>().unwrap()) >> 64) as u64;
+        assert_eq!(
+            tables.exact_v6.keys().copied().collect::<Vec<_>>(),
+            ["2001:db8:1:1::", "2001:db8:1:2::", "2001:db8:7:1::", "2001:db8:7:2::"].map(prefix),
+            "a /64 holding a /96 has no entry"
+        );
+        let covered = &tables.exact_v6[&prefix("2001:db8:7:2::")];
+        assert_eq!(covered.expires_ns, 200, "the /48 around it");
+        assert_eq!(covered.hosts.get(&9), Some(&200), "effective: the /48 outlives it");
+        assert_eq!(tables.exact_v6[&prefix("2001:db8:7:1::")].expires_ns, 200);
+        let alone = &tables.exact_v6[&prefix("2001:db8:1:2::")];
+        assert_eq!((alone.expires_ns, alone.entry().hosts), (BAN64_UNBANNED, 1));
+        // Decided by the entries: the same verdicts with an empty set
+        // standing in for the trie.
+        let no_trie = BanSet::new();
+        for (addr, now, banned) in [
+            ("2001:db8:1:1::1", 0, true),
+            ("2001:db8:1:1:ffff::1", 0, true),
+            ("2001:db8:1:2::5", 299, true),
+            ("2001:db8:1:2::5", 300, false),
+            ("2001:db8:1:2::6", 1000, true),
+            ("2001:db8:1:2::7", 0, false),
+            ("2001:db8:7:1::1", 150, true),
+            ("2001:db8:7:1::1", 200, false),
+            ("2001:db8:7:2::9", 150, true),
+            ("2001:db8:7:2::8", 150, true),
+        ] {
+            let addr: IpAddr = addr.parse().unwrap();
+            assert_eq!(tables.decide(&no_trie, &addr, now), banned, "{addr} at {now}");
+            assert_eq!(bans.is_banned(&addr, now), banned, "{addr} at {now}");
+        }
+        // The /64 with a /96 in it asks the trie.
+        let mixed: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(!tables.decide(&no_trie, &mixed, 0));
+        assert!(tables.decide(&bans, &mixed, 0));
     }
 
     #[test]

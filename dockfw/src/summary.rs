@@ -130,8 +130,19 @@ impl V6Refinement {
     /// Whether the data plane, past the /32 summary, would look up `addr`.
     pub fn maybe(&self, addr: &std::net::Ipv6Addr) -> bool {
         let bits = u128::from(*addr);
-        bucket_set(&self.short, summary_bucket_v6((bits >> 96) as u32))
-            || bucket_set(&self.long, summary_bucket_v6_64((bits >> 64) as u64))
+        self.short_set((bits >> 96) as u32) || self.long_set((bits >> 64) as u64)
+    }
+
+    /// Whether the /32 `prefix32` (an address's first 32 bits) may meet a
+    /// ban shorter than /64.
+    pub fn short_set(&self, prefix32: u32) -> bool {
+        bucket_set(&self.short, summary_bucket_v6(prefix32))
+    }
+
+    /// Whether the /64 `prefix64` (an address's first 64 bits) may hold a
+    /// ban of /64 or longer.
+    pub fn long_set(&self, prefix64: u64) -> bool {
+        bucket_set(&self.long, summary_bucket_v6_64(prefix64))
     }
 
     /// Bucket-wise union.

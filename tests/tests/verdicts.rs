@@ -1021,6 +1021,170 @@ fn ban_rounds(harness: &mut Harness, lengths: &[u8]) -> (usize, usize) {
     (placed, homeless)
 }
 
+/// IPv6 bans of every shape in four /32s (three /64s each, so bans share
+/// /32s and /64s): /64s holding only /64 and /128 bans are decided by their
+/// exact entries, the rest by the trie; the last rounds with a ban too wide
+/// for the summaries. Each round moves the maps from the last round's set;
+/// every probe gets the ban set's answer from both programs, and the exact
+/// maps hold exactly the tables' entries.
+#[test]
+fn every_ipv6_ban_shape_decides_like_the_ban_set() {
+    let mut harness = Harness::new();
+    let ports = [published(Family::V6, Proto::Tcp, None, 80, "web")];
+    harness.apply(&policy(vec![]), &ports);
+    let now = dockfw::bans::monotonic_ns();
+    let expiries = [
+        NEVER,
+        now + 600_000_000_000,
+        now.saturating_sub(1_000_000_000),
+    ];
+    let mut state = 0x6_0bad_5eed_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut addr = move || {
+        let value = next();
+        let slash32 = (0x2001_0db8u128 + u128::from(value % 4)) << 96;
+        let slash64 = u128::from((value >> 8) % 3) << 64;
+        std::net::Ipv6Addr::from(slash32 | slash64 | u128::from((value >> 16) % 64))
+    };
+    let lengths = [40, 48, 63, 64, 64, 64, 96, 127, 128, 128, 128, 128];
+    let mut exact_probes = 0;
+    for round in 0..12 {
+        let mut bans = dockfw::bans::BanSet::new();
+        let count = 4 + (addr().segments()[7] as usize % 16);
+        for index in 0..count {
+            let len = lengths[(index * 7 + round) % lengths.len()];
+            let net = ipnet::IpNet::new(addr().into(), len).unwrap().trunc();
+            bans.insert(net, expiries[(index + round) % 3]);
+        }
+        if round >= 8 {
+            // Too wide for the summaries: every IPv6 source is looked up.
+            bans.insert("2400::/12".parse().unwrap(), NEVER);
+        }
+        harness.set_bans(bans.clone());
+        let tables = bans.tables();
+        assert_eq!(tables.summary_v6.always_v6, round >= 8);
+        assert_exact_maps(&harness, &tables, round);
+        let mut probes: Vec<std::net::Ipv6Addr> = (0..120).map(|_| addr()).collect();
+        for (net, _) in bans.iter() {
+            if let ipnet::IpNet::V6(net) = net {
+                probes.extend([net.network(), net.broadcast()]);
+            }
+        }
+        let now = dockfw::bans::monotonic_ns();
+        for probe in probes {
+            let bits = u128::from(probe);
+            exact_probes += usize::from(tables.exact_v6.contains_key(&((bits >> 64) as u64)));
+            let expected = if bans.is_banned(&probe.into(), now) {
+                DROP
+            } else {
+                PASS
+            };
+            let frame = Frame::tcp(&probe.to_string(), 1, "2001:db8::2", 80, SYN).build();
+            for program in PROGRAMS {
+                assert_eq!(
+                    harness.verdict(program, &frame),
+                    expected,
+                    "round {round}, {program:?}: {probe}, bans {bans:?}"
+                );
+            }
+        }
+    }
+    assert!(exact_probes > 100, "too few probes met exact entries: {exact_probes}");
+    harness.set_bans(dockfw::bans::BanSet::new());
+    assert_exact_maps(&harness, &dockfw::bans::BanSet::new().tables(), 99);
+}
+
+/// The exact IPv6 maps hold `tables`' entries and nothing else.
+fn assert_exact_maps(harness: &Harness, tables: &dockfw::bans::BanTables, round: usize) {
+    let maps = &harness.dataplane.maps;
+    let held64: std::collections::BTreeMap<u64, dockfw_common::Ban64> = maps
+        .ban64_v6
+        .iter()
+        .map(|entry| entry.map(|(key, value)| (u64::from_be_bytes(key), value)))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let wanted64: std::collections::BTreeMap<u64, dockfw_common::Ban64> = tables
+        .exact_v6
+        .iter()
+        .map(|(prefix, exact)| (*prefix, exact.entry()))
+        .collect();
+    assert_eq!(held64, wanted64, "round {round}: /64 entries");
+    let held128: std::collections::BTreeMap<u128, u64> = maps
+        .ban128_v6
+        .iter()
+        .map(|entry| entry.map(|(key, value)| (u128::from_be_bytes(key), value)))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let wanted128: std::collections::BTreeMap<u128, u64> = tables
+        .exact_v6
+        .iter()
+        .flat_map(|(prefix, exact)| {
+            exact
+                .hosts
+                .iter()
+                .map(move |(low, expiry)| ((u128::from(*prefix) << 64) | u128::from(*low), *expiry))
+        })
+        .collect();
+    assert_eq!(held128, wanted128, "round {round}: /128 entries");
+}
+
+/// A writer that died half-way leaves the exact IPv6 maps wrong; the
+/// resync at start puts them right from the tries.
+#[test]
+fn a_resync_puts_the_exact_ipv6_entries_right() {
+    let mut harness = Harness::new();
+    let ports = [published(Family::V6, Proto::Tcp, None, 80, "web")];
+    harness.apply(&policy(vec![]), &ports);
+    let mut bans = dockfw::bans::BanSet::new();
+    bans.insert("2001:db8:1:1::/64".parse().unwrap(), NEVER);
+    bans.insert("2001:db8:1:2::5/128".parse().unwrap(), NEVER);
+    harness.set_bans(bans.clone());
+    let maps = &mut harness.dataplane.maps;
+    // A /64 entry that lost its ban, one of a /64 with no ban, a /64 whose
+    // /128 went missing, a stray /128.
+    let key64 = |text: &str| {
+        let bits = u128::from(text.parse::<std::net::Ipv6Addr>().unwrap());
+        ((bits >> 64) as u64).to_be_bytes()
+    };
+    let unbanned = dockfw_common::Ban64::default();
+    maps.ban64_v6
+        .insert(key64("2001:db8:1:1::"), unbanned, 0)
+        .unwrap();
+    let stale = dockfw_common::Ban64 {
+        expires_ns: NEVER,
+        ..Default::default()
+    };
+    maps.ban64_v6.insert(key64("2001:db8:9:9::"), stale, 0).unwrap();
+    let host = u128::from("2001:db8:1:2::5".parse::<std::net::Ipv6Addr>().unwrap());
+    maps.ban128_v6.remove(&host.to_be_bytes()).unwrap();
+    let stray = u128::from("2001:db8:1:1::7".parse::<std::net::Ipv6Addr>().unwrap());
+    maps.ban128_v6.insert(stray.to_be_bytes(), 1, 0).unwrap();
+    let frame = |src: &str| Frame::tcp(src, 1, "2001:db8::2", 80, SYN).build();
+    for src in ["2001:db8:1:1::1", "2001:db8:1:2::5"] {
+        assert_eq!(
+            harness.verdict(Program::Xdp, &frame(src)),
+            PASS,
+            "{src}: the wrong entries decide before the resync"
+        );
+    }
+    dockfw::dataplane::bans::resync_bans(&mut harness.dataplane.maps, &bans).unwrap();
+    assert_exact_maps(&harness, &bans.tables(), 0);
+    for (src, expected) in [
+        ("2001:db8:1:1::1", DROP),
+        ("2001:db8:9:9::1", PASS),
+        ("2001:db8:1:2::5", DROP),
+        ("2001:db8:1:2::6", PASS),
+        ("2001:db8:1:1::7", DROP),
+    ] {
+        assert_eq!(harness.verdict(Program::Xdp, &frame(src)), expected, "{src}");
+    }
+}
+
 #[test]
 fn a_ban_covers_the_later_fragments_of_a_banned_source() {
     let mut harness = Harness::new();

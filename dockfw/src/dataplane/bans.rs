@@ -13,6 +13,12 @@
 //! [`super::slots::REUSE_AFTER`], so a packet that read the old index still
 //! reads the old, whole entry. A /24 that finds no free slot stays in state
 //! EXACT (the trie answers for it).
+//!
+//! The exact IPv6 entries (per /64, and its /128s) follow the same rule: a
+//! /64 whose verdicts change loses its entry before the tries change (the
+//! trie answers for it), and gets the new one, after its /128s, once they
+//! have. A /64 entry is only ever present with all its /128s; one that does
+//! not fit is left out (the trie answers).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -22,7 +28,7 @@ use ipnet::IpNet;
 
 use super::{Maps, WriteError, slots::Slots};
 use crate::{
-    bans::{BanSet, BanTables, set_state_v4},
+    bans::{BanSet, BanTables, ExactV6, set_state_v4},
     summary::{PrefixSummary, V6Refinement},
 };
 
@@ -198,6 +204,7 @@ pub fn write_bans(maps: &mut Maps, old: &BanSet, new: &BanSet) -> Result<(), Wri
         }
     }
     write_states(maps, Some(&old_tables.states_v4), &transition)?;
+    unlink_exact_v6(maps, &old_tables.exact_v6, &new_tables.exact_v6)?;
 
     // 2. The tries.
     let old_values: BTreeMap<IpNet, (u64, u64)> = old_effective
@@ -259,6 +266,7 @@ pub fn write_bans(maps: &mut Maps, old: &BanSet, new: &BanSet) -> Result<(), Wri
         unlink(maps, &mut slots, bucket)?;
     }
     maps.ban_slots = Some(slots);
+    link_exact_v6(maps, &old_tables.exact_v6, &new_tables.exact_v6)?;
     write_summary_v6(maps, Some(&union_v6), &new_tables.summary_v6)?;
     write_refine_v6(maps, Some(&union_refine), &new_tables.refine_v6)?;
     write_flags(maps, new_tables.summary_v6.always_v6)
@@ -294,9 +302,170 @@ pub fn resync_bans(maps: &mut Maps, bans: &BanSet) -> Result<(), WriteError> {
     }
     write_states(maps, Some(&transition), &final_states)?;
     maps.ban_slots = Some(slots);
+    resync_exact_v6(maps, &tables.exact_v6)?;
     write_refine_v6(maps, None, &tables.refine_v6)?;
     write_summary_v6(maps, None, &tables.summary_v6)?;
     write_flags(maps, tables.summary_v6.always_v6)
+}
+
+/// Key of [`dockfw_common::BAN64_V6_MAP`] for the /64 `prefix64`.
+fn key64(prefix64: u64) -> [u8; 8] {
+    prefix64.to_be_bytes()
+}
+
+/// Key of [`dockfw_common::BAN128_V6_MAP`] for the address `low` of the /64
+/// `prefix64`.
+fn key128(prefix64: u64, low: u64) -> [u8; 16] {
+    ((u128::from(prefix64) << 64) | u128::from(low)).to_be_bytes()
+}
+
+/// Removes the /64 entries `new` changes (before the tries change).
+fn unlink_exact_v6(
+    maps: &mut Maps,
+    old: &BTreeMap<u64, ExactV6>,
+    new: &BTreeMap<u64, ExactV6>,
+) -> Result<(), WriteError> {
+    for (prefix, exact) in old {
+        if new.get(prefix) != Some(exact) {
+            remove_exact(&mut maps.ban64_v6, &key64(*prefix), BAN64)?;
+        }
+    }
+    Ok(())
+}
+
+/// After the tries changed: drops the /128s of changed /64s that `new` no
+/// longer has, then writes each changed /64's /128s and its entry.
+fn link_exact_v6(
+    maps: &mut Maps,
+    old: &BTreeMap<u64, ExactV6>,
+    new: &BTreeMap<u64, ExactV6>,
+) -> Result<(), WriteError> {
+    for (prefix, exact) in old {
+        let kept = new.get(prefix);
+        if kept == Some(exact) {
+            continue;
+        }
+        for low in exact.hosts.keys() {
+            if kept.is_none_or(|kept| !kept.hosts.contains_key(low)) {
+                remove_exact(&mut maps.ban128_v6, &key128(*prefix, *low), BAN128)?;
+            }
+        }
+    }
+    let mut left_out = 0;
+    for (prefix, exact) in new {
+        if old.get(prefix) != Some(exact) && !link_slash64(maps, *prefix, exact)? {
+            left_out += 1;
+        }
+    }
+    warn_left_out(left_out);
+    Ok(())
+}
+
+fn warn_left_out(left_out: usize) {
+    if left_out > 0 {
+        tracing::warn!(
+            slash64s = left_out,
+            "exact IPv6 ban entries do not fit (raise --max-bans): the ban trie decides for these /64s"
+        );
+    }
+}
+
+/// Writes every /128 of one /64, then its entry. `false` when a map is
+/// full: the entry is left out (the trie answers for the /64).
+fn link_slash64(maps: &mut Maps, prefix: u64, exact: &ExactV6) -> Result<bool, WriteError> {
+    for (low, expiry) in &exact.hosts {
+        let inserted = maps.ban128_v6.insert(key128(prefix, *low), *expiry, 0);
+        if !fits(inserted, BAN128)? {
+            return Ok(false);
+        }
+    }
+    let inserted = maps.ban64_v6.insert(key64(prefix), exact.entry(), 0);
+    fits(inserted, BAN64)
+}
+
+/// Puts the exact IPv6 entries right whatever the maps hold: /64 entries
+/// that are wrong, or whose /128s are, go first; then the /128s; then the
+/// missing /64 entries.
+fn resync_exact_v6(maps: &mut Maps, exact: &BTreeMap<u64, ExactV6>) -> Result<(), WriteError> {
+    let mut held64 = BTreeMap::new();
+    for entry in maps.ban64_v6.iter() {
+        let (key, value) = entry.map_err(map_error(BAN64))?;
+        held64.insert(u64::from_be_bytes(key), value);
+    }
+    let mut held128 = BTreeMap::new();
+    for entry in maps.ban128_v6.iter() {
+        let (key, value) = entry.map_err(map_error(BAN128))?;
+        let bits = u128::from_be_bytes(key);
+        held128.insert(((bits >> 64) as u64, bits as u64), value);
+    }
+    let mut wanted128 = BTreeMap::new();
+    for (prefix, slash64) in exact {
+        for (low, expiry) in &slash64.hosts {
+            wanted128.insert((*prefix, *low), *expiry);
+        }
+    }
+    let mut dirty: std::collections::BTreeSet<u64> = held64
+        .iter()
+        .filter(|(prefix, held)| exact.get(*prefix).map(ExactV6::entry) != Some(**held))
+        .map(|(prefix, _)| *prefix)
+        .collect();
+    for (key, expiry) in &held128 {
+        if wanted128.get(key) != Some(expiry) {
+            dirty.insert(key.0);
+        }
+    }
+    for key in wanted128.keys() {
+        if !held128.contains_key(key) {
+            dirty.insert(key.0);
+        }
+    }
+    for prefix in &dirty {
+        if held64.contains_key(prefix) {
+            remove_exact(&mut maps.ban64_v6, &key64(*prefix), BAN64)?;
+        }
+    }
+    for (prefix, low) in held128.keys() {
+        if !wanted128.contains_key(&(*prefix, *low)) {
+            remove_exact(&mut maps.ban128_v6, &key128(*prefix, *low), BAN128)?;
+        }
+    }
+    let mut left_out = 0;
+    for (prefix, slash64) in exact {
+        if (dirty.contains(prefix) || !held64.contains_key(prefix))
+            && !link_slash64(maps, *prefix, slash64)?
+        {
+            left_out += 1;
+        }
+    }
+    warn_left_out(left_out);
+    Ok(())
+}
+
+const BAN64: &str = dockfw_common::BAN64_V6_MAP;
+const BAN128: &str = dockfw_common::BAN128_V6_MAP;
+
+fn remove_exact<K: aya::Pod, V: aya::Pod>(
+    map: &mut aya::maps::HashMap<MapData, K, V>,
+    key: &K,
+    name: &'static str,
+) -> Result<(), WriteError> {
+    match map.remove(key) {
+        Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+        Err(source) => Err(WriteError::Map { map: name, source }),
+    }
+}
+
+/// `false` when an insert failed because the map is full (`E2BIG`).
+fn fits(result: Result<(), MapError>, name: &'static str) -> Result<bool, WriteError> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(MapError::SyscallError(error))
+            if error.io_error.raw_os_error() == Some(libc::E2BIG) =>
+        {
+            Ok(false)
+        }
+        Err(source) => Err(WriteError::Map { map: name, source }),
+    }
 }
 
 fn insert(maps: &mut Maps, net: &IpNet, value: BanValue) -> Result<(), WriteError> {

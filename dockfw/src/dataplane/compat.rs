@@ -8,7 +8,7 @@ use std::{mem::size_of, path::Path};
 use aya::maps::{MapInfo, MapType};
 use dockfw_common::{
     BAN_REFINE_V6_MAP, BAN_STATES_V4_MAP, BAN_SUMMARY_V6_MAP, BAN24_INDEX_MAP, BAN24_MAP,
-    BANS_V4_MAP, BANS_V6_MAP, Ban24, BanValue, CONFIG_MAP, Config, Counter, EVENT_BUDGET_MAP,
+    BAN64_V6_MAP, BAN128_V6_MAP, BANS_V4_MAP, BANS_V6_MAP, Ban24, Ban64, BanValue, CONFIG_MAP, Config, Counter, EVENT_BUDGET_MAP,
     EVENTS_MAP, FRAGS_MAP, FragKey, FragValue, GLOBAL_STATS_MAP, IFACE_MASKS_MAP, IfaceMaskKey,
     LOCAL_ADDRS_MAP, LocalSet, POLICIES_MAP, PORT_ADDRS_MAP, PORT_INDEX_MAP, PortKey, PortPolicy,
     RATE_AGGREGATE_MAP, RATE_SOURCES_MAP, RULE_SOURCE_NODES_MAP, RULE_SOURCE_ROOTS_MAP,
@@ -33,6 +33,8 @@ fn expected_layout(name: &str) -> Option<(usize, usize, MapType)> {
         RULES_MAP => (u32_key, size_of::<RuleAction>()),
         BANS_V4_MAP => (LPM_PREFIX + 4, size_of::<BanValue>()),
         BANS_V6_MAP => (LPM_PREFIX + 16, size_of::<BanValue>()),
+        BAN64_V6_MAP => (8, size_of::<Ban64>()),
+        BAN128_V6_MAP => (16, size_of::<u64>()),
         BAN_STATES_V4_MAP
         | BAN_SUMMARY_V6_MAP
         | BAN_REFINE_V6_MAP
@@ -53,7 +55,9 @@ fn expected_layout(name: &str) -> Option<(usize, usize, MapType)> {
     };
     let map_type = match name {
         BANS_V4_MAP | BANS_V6_MAP | RULE_SOURCES_V6_MAP => MapType::LpmTrie,
-        PORT_ADDRS_MAP | RULE_SOURCES_V4_MAP | IFACE_MASKS_MAP => MapType::Hash,
+        PORT_ADDRS_MAP | RULE_SOURCES_V4_MAP | IFACE_MASKS_MAP | BAN64_V6_MAP | BAN128_V6_MAP => {
+            MapType::Hash
+        }
         RATE_SOURCES_MAP | FRAGS_MAP => MapType::LruHash,
         STATS_MAP | GLOBAL_STATS_MAP => MapType::PerCpuArray,
         EVENTS_MAP => MapType::RingBuf,

@@ -14,7 +14,7 @@ use aya::{
 };
 use dockfw_common::{
     BAN_REFINE_V6_MAP, BAN_STATES_V4_MAP, BAN_SUMMARY_V6_MAP, BAN24_INDEX_MAP, BAN24_MAP,
-    BANS_V4_MAP, BANS_V6_MAP, Ban24, BanValue, CONFIG_MAP, Config, Counter, EVENT_BUDGET_MAP,
+    BAN64_V6_MAP, BAN128_V6_MAP, BANS_V4_MAP, BANS_V6_MAP, Ban24, Ban64, BanValue, CONFIG_MAP, Config, Counter, EVENT_BUDGET_MAP,
     EVENTS_MAP, FRAGS_MAP, FragKey, FragValue, GLOBAL_STATS_MAP, IFACE_MASKS_MAP, IfaceMaskKey,
     LOCAL_ADDRS_MAP, LocalSet, OUTCOMES_PER_STAT, PINNED_MAPS, POLICIES_MAP, PORT_ADDRS_MAP,
     PORT_INDEX_MAP, PROG_TC, PROG_XDP, PortKey, PortPolicy, RATE_AGGREGATE_MAP, RATE_SOURCES_MAP,
@@ -36,7 +36,8 @@ pub struct Capacities {
     pub port_addrs: u32,
     /// Banned IPv4 prefixes.
     pub bans_v4: u32,
-    /// Banned IPv6 prefixes.
+    /// Banned IPv6 prefixes (also the capacity of the exact /64 and /128
+    /// entries in front of their trie).
     pub bans_v6: u32,
     /// Partially banned IPv4 /24s.
     pub ban24: u32,
@@ -206,6 +207,10 @@ pub struct Maps {
     pub ban_summary_v6: Array<MapData, u64>,
     /// [`dockfw_common::BAN_REFINE_V6_MAP`].
     pub ban_refine_v6: Array<MapData, u64>,
+    /// [`dockfw_common::BAN64_V6_MAP`].
+    pub ban64_v6: HashMap<MapData, [u8; 8], Ban64>,
+    /// [`dockfw_common::BAN128_V6_MAP`].
+    pub ban128_v6: HashMap<MapData, [u8; 16], u64>,
     /// [`dockfw_common::RULE_SOURCE_SUMMARY_V4_MAP`].
     pub rule_source_summary_v4: Array<MapData, u64>,
     /// [`dockfw_common::RULE_SOURCE_SUMMARY_V6_MAP`].
@@ -270,6 +275,8 @@ impl Dataplane {
             .map_max_entries(PORT_ADDRS_MAP, capacities.port_addrs)
             .map_max_entries(BANS_V4_MAP, capacities.bans_v4)
             .map_max_entries(BANS_V6_MAP, capacities.bans_v6)
+            .map_max_entries(BAN64_V6_MAP, capacities.bans_v6)
+            .map_max_entries(BAN128_V6_MAP, capacities.bans_v6)
             .map_max_entries(BAN24_MAP, capacities.ban24)
             .map_max_entries(RULE_SOURCES_V4_MAP, capacities.rule_sources_v4)
             .map_max_entries(RULE_SOURCE_ROOTS_MAP, capacities.policies)
@@ -465,6 +472,8 @@ impl Maps {
             ban_slots: None,
             ban_summary_v6: take(ebpf, BAN_SUMMARY_V6_MAP)?,
             ban_refine_v6: take(ebpf, BAN_REFINE_V6_MAP)?,
+            ban64_v6: take(ebpf, BAN64_V6_MAP)?,
+            ban128_v6: take(ebpf, BAN128_V6_MAP)?,
             rule_source_summary_v4: take(ebpf, RULE_SOURCE_SUMMARY_V4_MAP)?,
             rule_source_summary_v6: take(ebpf, RULE_SOURCE_SUMMARY_V6_MAP)?,
             rule_sources_v4: take(ebpf, RULE_SOURCES_V4_MAP)?,
