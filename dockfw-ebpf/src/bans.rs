@@ -103,12 +103,13 @@ pub fn is_banned(packet: &Packet, config_flags: u32, clock: &mut Clock) -> bool 
 /// trie decides).
 #[inline(always)]
 fn exact_v6(packet: &Packet) -> Option<u64> {
-    // SAFETY: the values are plain integers, read once; a concurrent update
-    // replaces the element (hash maps do not write values in place).
-    let entry = unsafe { DFW_BAN64_V6.get(&[packet.src[0], packet.src[1]]) }?;
+    // SAFETY: the values are plain integers; an update from user space
+    // replaces the element rather than writing it in place, and the old one
+    // (not preallocated) is freed only after this program has run.
+    let entry = unsafe { DFW_BAN64_V6.get([packet.src[0], packet.src[1]]) }?;
     if entry.hosts != 0 {
         // SAFETY: as above.
-        if let Some(expiry) = unsafe { DFW_BAN128_V6.get(&packet.src) } {
+        if let Some(expiry) = unsafe { DFW_BAN128_V6.get(packet.src) } {
             return Some(*expiry);
         }
     }

@@ -7,10 +7,10 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use dockfw_common::{
-    BAN_STATE_WORDS_V4, BAN24_INDEX_ENTRIES, Ban24, Ban64, BanValue, Config, Counter, FragKey, FragValue,
-    IfaceMaskKey, LocalSet, OUTCOMES_PER_STAT, PORT_INDEX_ENTRIES, PortKey, PortPolicy, RateKey,
-    RuleAction, SOURCE_HINT_WORDS_V4, SOURCE_NODE_FANOUT, SUMMARY_WORDS, SourceKeyV4, SourceKeyV6,
-    TraceRecord, capacity,
+    BAN_STATE_WORDS_V4, BAN24_INDEX_ENTRIES, Ban24, Ban64, BanValue, Config, Counter, FragKey,
+    FragValue, IfaceMaskKey, LocalSet, OUTCOMES_PER_STAT, PORT_INDEX_ENTRIES, PortKey, PortPolicy,
+    RateKey, RuleAction, SOURCE_HINT_WORDS_V4, SOURCE_NODE_FANOUT, SUMMARY_WORDS, SourceKeyV4,
+    SourceKeyV6, TraceRecord, capacity,
 };
 
 /// `BPF_F_NO_PREALLOC`.

@@ -540,15 +540,26 @@ mod tests {
         bans.insert(net("2001:db8:1:3::/64"), NEVER);
         bans.insert(net("2001:db8:1:3::/96"), NEVER);
         let tables = bans.tables();
-        let prefix = |text: &str| (u128::from(text.parse::<std::net::Ipv6Addr>().unwrap()) >> 64) as u64;
+        let prefix =
+            |text: &str| (u128::from(text.parse::<std::net::Ipv6Addr>().unwrap()) >> 64) as u64;
         assert_eq!(
             tables.exact_v6.keys().copied().collect::<Vec<_>>(),
-            ["2001:db8:1:1::", "2001:db8:1:2::", "2001:db8:7:1::", "2001:db8:7:2::"].map(prefix),
+            [
+                "2001:db8:1:1::",
+                "2001:db8:1:2::",
+                "2001:db8:7:1::",
+                "2001:db8:7:2::"
+            ]
+            .map(prefix),
             "a /64 holding a /96 has no entry"
         );
         let covered = &tables.exact_v6[&prefix("2001:db8:7:2::")];
         assert_eq!(covered.expires_ns, 200, "the /48 around it");
-        assert_eq!(covered.hosts.get(&9), Some(&200), "effective: the /48 outlives it");
+        assert_eq!(
+            covered.hosts.get(&9),
+            Some(&200),
+            "effective: the /48 outlives it"
+        );
         assert_eq!(tables.exact_v6[&prefix("2001:db8:7:1::")].expires_ns, 200);
         let alone = &tables.exact_v6[&prefix("2001:db8:1:2::")];
         assert_eq!((alone.expires_ns, alone.entry().hosts), (BAN64_UNBANNED, 1));
@@ -568,7 +579,11 @@ mod tests {
             ("2001:db8:7:2::8", 150, true),
         ] {
             let addr: IpAddr = addr.parse().unwrap();
-            assert_eq!(tables.decide(&no_trie, &addr, now), banned, "{addr} at {now}");
+            assert_eq!(
+                tables.decide(&no_trie, &addr, now),
+                banned,
+                "{addr} at {now}"
+            );
             assert_eq!(bans.is_banned(&addr, now), banned, "{addr} at {now}");
         }
         // The /64 with a /96 in it asks the trie.

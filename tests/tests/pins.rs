@@ -1,7 +1,8 @@
 //! Pins left by another dockfw version are refused with a clear error before
 //! anything is loaded, and `dockfw detach` clears them, except maps rebuilt
 //! from the host, which are replaced; pins of maps this version no longer
-//! uses are removed on load; bans written without a
+//! uses are removed on load, maps it adds are created next to old pins;
+//! bans written without a
 //! daemon take the pin directory's writer lock. Root tier.
 
 use std::{path::PathBuf, process::Command};
@@ -151,6 +152,45 @@ fn pins_of_maps_no_longer_used_are_removed_on_load() {
         dir.0.join("maps").join(dockfw_common::BAN24_MAP).exists(),
         "the current maps stay pinned"
     );
+}
+
+/// Pins of a version without the exact IPv6 ban maps: the maps are created
+/// next to them, and the resync at start fills them from the ban trie.
+#[test]
+fn maps_a_version_adds_are_created_next_to_old_pins_and_filled() {
+    use dockfw::{
+        bans::{BanSet, NEVER},
+        dataplane::bans::{read_bans, resync_bans, write_bans},
+    };
+    let (dir, options) = pinned("dfw-test-added");
+    {
+        let mut dataplane = Dataplane::load(&options)
+            .unwrap_or_else(|error| panic!("second load: {}", dockfw_tests::chain(&error)));
+        let mut bans = BanSet::new();
+        bans.insert("2001:db8:1:1::/64".parse().unwrap(), NEVER);
+        bans.insert("2001:db8:1:2::5/128".parse().unwrap(), NEVER);
+        write_bans(&mut dataplane.maps, &BanSet::new(), &bans).unwrap();
+    }
+    let added = [dockfw_common::BAN64_V6_MAP, dockfw_common::BAN128_V6_MAP]
+        .map(|name| dir.0.join("maps").join(name));
+    for path in &added {
+        std::fs::remove_file(path).unwrap();
+    }
+    let mut dataplane = Dataplane::load(&options)
+        .unwrap_or_else(|error| panic!("load over old pins: {}", dockfw_tests::chain(&error)));
+    for path in &added {
+        assert!(path.exists(), "{} is not pinned", path.display());
+    }
+    assert_eq!(
+        dataplane.maps.ban64_v6.keys().count(),
+        0,
+        "a new, empty map"
+    );
+    let bans = read_bans(&dataplane.maps).unwrap();
+    assert_eq!(bans.len(), 2, "the bans stayed in the pinned trie");
+    resync_bans(&mut dataplane.maps, &bans).unwrap();
+    assert_eq!(dataplane.maps.ban64_v6.keys().count(), 2);
+    assert_eq!(dataplane.maps.ban128_v6.keys().count(), 1);
 }
 
 /// `dockfw ban` and `unban` with no daemon write the pinned maps themselves,

@@ -1094,7 +1094,10 @@ fn every_ipv6_ban_shape_decides_like_the_ban_set() {
             }
         }
     }
-    assert!(exact_probes > 100, "too few probes met exact entries: {exact_probes}");
+    assert!(
+        exact_probes > 100,
+        "too few probes met exact entries: {exact_probes}"
+    );
     harness.set_bans(dockfw::bans::BanSet::new());
     assert_exact_maps(&harness, &dockfw::bans::BanSet::new().tables(), 99);
 }
@@ -1159,7 +1162,9 @@ fn a_resync_puts_the_exact_ipv6_entries_right() {
         expires_ns: NEVER,
         ..Default::default()
     };
-    maps.ban64_v6.insert(key64("2001:db8:9:9::"), stale, 0).unwrap();
+    maps.ban64_v6
+        .insert(key64("2001:db8:9:9::"), stale, 0)
+        .unwrap();
     let host = u128::from("2001:db8:1:2::5".parse::<std::net::Ipv6Addr>().unwrap());
     maps.ban128_v6.remove(&host.to_be_bytes()).unwrap();
     let stray = u128::from("2001:db8:1:1::7".parse::<std::net::Ipv6Addr>().unwrap());
@@ -1181,7 +1186,74 @@ fn a_resync_puts_the_exact_ipv6_entries_right() {
         ("2001:db8:1:2::6", PASS),
         ("2001:db8:1:1::7", DROP),
     ] {
-        assert_eq!(harness.verdict(Program::Xdp, &frame(src)), expected, "{src}");
+        assert_eq!(
+            harness.verdict(Program::Xdp, &frame(src)),
+            expected,
+            "{src}"
+        );
+    }
+}
+
+/// The exact IPv6 maps can be smaller than the ban trie (a trie re-adopted
+/// from pins made with a larger --max-bans): a /64 whose entries do not fit
+/// is left to the trie, and no verdict changes.
+#[test]
+fn exact_ipv6_entries_that_do_not_fit_leave_the_trie_to_decide() {
+    let capacities = dockfw::dataplane::Capacities {
+        bans_v6: 4,
+        ..dockfw::dataplane::Capacities::default()
+    };
+    let mut harness = Harness::with_capacities(capacities);
+    let ports = [published(Family::V6, Proto::Tcp, None, 80, "web")];
+    harness.apply(&policy(vec![]), &ports);
+    // Three strays fill the /128 map but for one entry.
+    for host in 1..=3u128 {
+        let stray = (0x3fff_u128 << 112) | host;
+        harness
+            .dataplane
+            .maps
+            .ban128_v6
+            .insert(stray.to_be_bytes(), NEVER, 0)
+            .unwrap();
+    }
+    let mut bans = dockfw::bans::BanSet::new();
+    for net in [
+        "2001:db8:1:1::/64",
+        "2001:db8:1:2::5/128",
+        "2001:db8:1:2::6/128",
+    ] {
+        bans.insert(net.parse().unwrap(), NEVER);
+    }
+    harness.set_bans(bans);
+    let held: Vec<[u8; 8]> = harness
+        .dataplane
+        .maps
+        .ban64_v6
+        .keys()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let slash64 = |text: &str| {
+        ((u128::from(text.parse::<std::net::Ipv6Addr>().unwrap()) >> 64) as u64).to_be_bytes()
+    };
+    assert_eq!(
+        held,
+        [slash64("2001:db8:1:1::")],
+        "the /64 with two /128s does not fit"
+    );
+    for (src, expected) in [
+        ("2001:db8:1:1::1", DROP),
+        ("2001:db8:1:2::5", DROP),
+        ("2001:db8:1:2::6", DROP),
+        ("2001:db8:1:2::7", PASS),
+    ] {
+        let frame = Frame::tcp(src, 1, "2001:db8::2", 80, SYN).build();
+        for program in PROGRAMS {
+            assert_eq!(
+                harness.verdict(program, &frame),
+                expected,
+                "{program:?}: {src}"
+            );
+        }
     }
 }
 

@@ -266,7 +266,7 @@ pub fn build(
 /// What each step adds: differences between attribution rows, in the
 /// order a packet meets them. (label, later row, earlier row); rows are
 /// named by their letter, `floor`, `worst`.
-const STEPS: [(&str, &str, &str); 13] = [
+const STEPS: [(&str, &str, &str); 14] = [
     ("Ethernet parse + global counter", "a.", "floor"),
     ("IPv4 + TCP parse, config, port index", "b.", "a."),
     ("port policy, ban summary bit, port counter", "c.", "b."),
@@ -294,8 +294,13 @@ const STEPS: [(&str, &str, &str); 13] = [
         "h.",
     ),
     (
-        "IPv6 ban LPM trie walk (source shares a /64 with a ban)",
+        "IPv6 exact /64 entry and /128 lookup (source shares a /64 with a /128 ban)",
         "m.",
+        "j.",
+    ),
+    (
+        "IPv6 ban LPM trie walk (source shares a /64 with a /96 ban)",
+        "o.",
         "j.",
     ),
     ("802.1Q + 3 IPv6 extension headers", "worst", "j."),

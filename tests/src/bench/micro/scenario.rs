@@ -56,11 +56,18 @@ pub const NEAR_BAN_V4: &str = "198.51.101.128/25";
 pub const SRC_NEAR_V6: &str = "2001:db8:1::7";
 /// The ban next to [`SRC_NEAR_V6`].
 pub const NEAR_BAN_V6: &str = "2001:db8:1:1::/64";
-/// IPv6 source sharing its /64 with [`SAME64_BAN_V6`]: the ban trie is
-/// walked, and misses.
+/// IPv6 source sharing its /64 with [`SAME64_BAN_V6`]: the /64's exact
+/// entry and its /128s are looked up, and miss.
 pub const SRC_SAME64_V6: &str = "2001:db8:1:2::7";
 /// The ban in [`SRC_SAME64_V6`]'s /64.
 pub const SAME64_BAN_V6: &str = "2001:db8:1:2::5/128";
+/// IPv6 source inside [`NEAR_BAN_V6`]: banned, by the /64's exact entry.
+pub const SRC_BANNED_V6: &str = "2001:db8:1:1::9";
+/// IPv6 source sharing its /64 with [`TRIE_BAN_V6`]: a /96 leaves the /64
+/// without an exact entry, the ban trie is walked, and misses.
+pub const SRC_TRIE_V6: &str = "2001:db8:1:3::7";
+/// The ban in [`SRC_TRIE_V6`]'s /64.
+pub const TRIE_BAN_V6: &str = "2001:db8:1:3:0:1::/96";
 /// The prefixes of the matching last rule: they cover every test source.
 const MATCH_FROM: [&str; 2] = ["198.51.0.0/16", "2001:db8::/32"];
 
@@ -123,9 +130,17 @@ fn net(text: &str) -> IpNet {
 /// Whether `net` contains any test source (so it may not be a filler
 /// prefix or a random ban).
 fn covers_a_test_source(net: &IpNet) -> bool {
-    [SRC_NEAR, SRC_QUIET, SRC_BANNED, SRC_NEAR_V6, SRC_SAME64_V6]
-        .iter()
-        .any(|src| net.contains(&ip(src)))
+    [
+        SRC_NEAR,
+        SRC_QUIET,
+        SRC_BANNED,
+        SRC_NEAR_V6,
+        SRC_SAME64_V6,
+        SRC_BANNED_V6,
+        SRC_TRIE_V6,
+    ]
+    .iter()
+    .any(|src| net.contains(&ip(src)))
 }
 
 fn random_v4(rng: &mut Rng, shortest: u32, longest: u32) -> Ipv4Net {
@@ -290,11 +305,11 @@ pub fn bans_v4(rng: &mut Rng, count: usize) -> Vec<IpNet> {
     bans
 }
 
-/// `count` IPv6 bans: [`NEAR_BAN_V6`], [`SAME64_BAN_V6`], then random
-/// /32../128 prefixes in 2000::/3 that cover no test source.
+/// `count` IPv6 bans: [`NEAR_BAN_V6`], [`SAME64_BAN_V6`], [`TRIE_BAN_V6`],
+/// then random /32../128 prefixes in 2000::/3 that cover no test source.
 pub fn bans_v6(rng: &mut Rng, count: usize) -> Vec<IpNet> {
     let mut seen = std::collections::HashSet::with_capacity(count);
-    let mut bans = vec![net(NEAR_BAN_V6), net(SAME64_BAN_V6)];
+    let mut bans = vec![net(NEAR_BAN_V6), net(SAME64_BAN_V6), net(TRIE_BAN_V6)];
     seen.extend(bans.iter().copied());
     while bans.len() < count {
         let candidate = IpNet::V6(random_v6(rng, 32, 128));
@@ -330,9 +345,9 @@ pub fn syn_v6_worst(port: u16) -> Vec<u8> {
         .build()
 }
 
-/// Plain IPv6 TCP SYN from [`SRC_SAME64_V6`] to `port`.
-pub fn syn_v6_same64(port: u16) -> Vec<u8> {
-    Frame::tcp(SRC_SAME64_V6, 40_000, DST_V6, port, SYN).build()
+/// Plain IPv6 TCP SYN from `src` to `port`.
+pub fn syn_v6(src: &str, port: u16) -> Vec<u8> {
+    Frame::tcp(src, 40_000, DST_V6, port, SYN).build()
 }
 
 /// Plain IPv6 TCP SYN from [`SRC_NEAR_V6`] to `port`.

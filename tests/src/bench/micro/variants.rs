@@ -212,13 +212,31 @@ pub fn all(world: &World) -> Vec<Variant> {
         common,
         DROP,
     ));
-    list.push(variant(
-        "m. plain IPv6 SYN from a source sharing a /64 with a ban: + ban trie walk (miss)",
-        Attribution,
-        xdp(main),
-        scenario::syn_v6_same64(PORT_16_RULES),
-        DROP,
-    ));
+    for (name, src, expect) in [
+        (
+            "m. plain IPv6 SYN from a source sharing a /64 with a /128 ban: + exact /64 and /128 entries (miss)",
+            scenario::SRC_SAME64_V6,
+            DROP,
+        ),
+        (
+            "n. IPv6 source in a banned /64: exact /64 entry hit, early drop",
+            scenario::SRC_BANNED_V6,
+            DROP,
+        ),
+        (
+            "o. plain IPv6 SYN from a source sharing a /64 with a /96 ban: + ban trie walk (miss)",
+            scenario::SRC_TRIE_V6,
+            DROP,
+        ),
+    ] {
+        list.push(variant(
+            name,
+            Attribution,
+            xdp(main),
+            scenario::syn_v6(src, PORT_16_RULES),
+            expect,
+        ));
+    }
     list
 }
 
