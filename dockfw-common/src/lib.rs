@@ -22,8 +22,11 @@ pub const PROG_XDP: &str = "dockfw_xdp";
 /// Name of the TC (clsact ingress) program in the eBPF object.
 pub const PROG_TC: &str = "dockfw_tc";
 
-/// Version of the map layout. Pinned maps created by a dockfw with another
-/// ABI version are not re-adopted (their key and value sizes may differ).
+/// Version of the map layout, recorded in [`ABI_MAP`] with the pins. Pinned
+/// maps created by a dockfw with another ABI version are not re-adopted.
+/// Raise it when a pinned map's key or value changes meaning; a changed
+/// size is caught by the layout check too, and a map added or no longer
+/// used needs no new version (it is created next to the pins, or unpinned).
 pub const ABI_VERSION: u32 = 1;
 
 /// Rules per published port. A port's rule set is a `u32` bitmap, the first

@@ -114,6 +114,13 @@ pub const EVENT_BUDGET_MAP: &str = "DFW_EVBUDGET";
 /// Never pinned: each trace loads its own.
 pub const TRACE_MAP: &str = "DFW_TRACE";
 
+/// `Array<u32>` with one element, pinned next to the others but not in the
+/// eBPF object: the [`crate::ABI_VERSION`] of the dockfw that created the
+/// pins. A pin set of another version is not re-adopted (the layout check
+/// compares sizes, which a change of meaning at equal sizes would pass); a
+/// pin set without it (older versions) is checked by layout alone.
+pub const ABI_MAP: &str = "DFW_ABI";
+
 /// Global read-only flag (set at load time) that turns a program instance into
 /// a side-effect-free tracer: no counter, bucket, fragment entry or event is
 /// written, and the decision is recorded in [`TRACE_MAP`].

@@ -1,5 +1,6 @@
-//! Pins left by another dockfw version are refused with a clear error before
-//! anything is loaded, and `dockfw detach` clears them, except maps rebuilt
+//! Pins left by another dockfw version (another ABI version, or a map of
+//! another layout) are refused with a clear error before anything is
+//! loaded, and `dockfw detach` clears them, except maps rebuilt
 //! from the host, which are replaced; pins of maps this version no longer
 //! uses are removed on load, maps it adds are created next to old pins;
 //! bans written without a
@@ -70,6 +71,68 @@ fn pins_from_another_abi_are_refused_then_detached() {
         Dataplane::load(&options)
             .unwrap_or_else(|error| panic!("load after detach: {}", dockfw_tests::chain(&error))),
     );
+}
+
+/// The pins record the ABI version that created them: another version is
+/// refused by the daemon's load and by clients of the pins even where every
+/// map's layout matches, and a pin set without a record (older versions) is
+/// re-adopted by layout and gets one.
+#[test]
+fn pins_of_another_abi_version_are_refused_then_detached() {
+    use aya::maps::{Array, Map, MapData};
+    use dockfw_common::{ABI_MAP, ABI_VERSION};
+    let (dir, options) = pinned("dfw-test-abi");
+    let record = dir.0.join("maps").join(ABI_MAP);
+    let open = || -> Array<MapData, u32> {
+        Array::try_from(Map::Array(MapData::from_pin(&record).unwrap())).unwrap()
+    };
+    assert_eq!(
+        open().get(&0, 0).unwrap(),
+        ABI_VERSION,
+        "the first load records it"
+    );
+
+    open().set(0, ABI_VERSION + 1, 0).unwrap();
+    let refused = |result: Result<(), LoadError>, who: &str| match result {
+        Err(error @ LoadError::AbiVersion { .. }) => {
+            let message = error.to_string();
+            assert!(
+                message.contains(&format!("ABI version {}", ABI_VERSION + 1))
+                    && message.contains("dockfw detach"),
+                "{who}: {message}"
+            );
+        }
+        Err(other) => panic!(
+            "{who}: expected an ABI version refusal, got: {}",
+            dockfw_tests::chain(&other)
+        ),
+        Ok(()) => panic!("{who}: pins of another ABI version were re-adopted"),
+    };
+    refused(Dataplane::load(&options).map(drop), "daemon load");
+    refused(
+        dockfw::dataplane::Maps::from_pins(&dir.0).map(drop),
+        "client of the pins",
+    );
+    let trace = LoadOptions {
+        trace: true,
+        ..options.clone()
+    };
+    refused(Dataplane::load(&trace).map(drop), "trace instance");
+
+    detach_all(&dir.0).unwrap_or_else(|error| panic!("detach: {error}"));
+    drop(
+        Dataplane::load(&options)
+            .unwrap_or_else(|error| panic!("load after detach: {}", dockfw_tests::chain(&error))),
+    );
+    assert_eq!(open().get(&0, 0).unwrap(), ABI_VERSION);
+
+    std::fs::remove_file(&record).unwrap();
+    drop(
+        Dataplane::load(&options).unwrap_or_else(|error| {
+            panic!("load without a record: {}", dockfw_tests::chain(&error))
+        }),
+    );
+    assert_eq!(open().get(&0, 0).unwrap(), ABI_VERSION, "recorded again");
 }
 
 /// The local-address set holds nothing a restart would lose: a pin of

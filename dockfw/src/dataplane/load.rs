@@ -162,6 +162,29 @@ pub enum LoadError {
         /// Key and value sizes this build uses.
         expected: (usize, usize),
     },
+    /// The pins were created by a dockfw of another ABI version.
+    #[error(
+        "the pinned maps under {path} were created by a dockfw of ABI version {found}, this one \
+         is version {expected}: they cannot be re-adopted (run `dockfw detach` or use another \
+         --pin-dir; see docs/upgrading.md)"
+    )]
+    AbiVersion {
+        /// The pinned maps' directory.
+        path: PathBuf,
+        /// The version recorded there.
+        found: u32,
+        /// This build's version.
+        expected: u32,
+    },
+    /// The ABI version could not be recorded with the pins.
+    #[error("cannot pin the ABI version record {path}: {source}")]
+    RecordAbi {
+        /// The pin.
+        path: PathBuf,
+        /// aya's error.
+        #[source]
+        source: aya::pin::PinError,
+    },
     /// A pin of another layout that is rebuilt could not be removed.
     #[error("cannot remove the pin {path} to replace it with this version's layout: {source}")]
     ReplacePin {
@@ -311,6 +334,7 @@ impl Dataplane {
                 path: map_dir.clone(),
                 source,
             })?;
+            super::abi::check_abi(map_dir)?;
             let rebuilt = super::compat::check_pinned_maps(map_dir, !options.trace)?;
             if !options.trace {
                 remove_obsolete_pins(map_dir);
@@ -349,6 +373,11 @@ impl Dataplane {
                 name: PROG_TC,
                 source,
             })?;
+        if let Some(map_dir) = &map_dir
+            && !options.trace
+        {
+            super::abi::record_abi(map_dir)?;
+        }
         Ok(dataplane)
     }
 
@@ -412,6 +441,7 @@ impl Maps {
         if !dir.join(CONFIG_MAP).exists() {
             return Err(LoadError::NotPinned(dir));
         }
+        super::abi::check_abi(&dir)?;
         super::compat::check_pinned_maps(&dir, false)?;
         // Loading the object with every map pinned re-opens the pins; the
         // programs are not loaded into the kernel.

@@ -1,5 +1,6 @@
 //! The kernel adapter: loading, attaching, pinning and writing the maps.
 
+pub mod abi;
 pub mod attach;
 pub mod bans;
 pub mod bpffs;
