@@ -68,6 +68,13 @@ pub const fn local_slot_v6(addr: &[u32; 4]) -> usize {
     ((addr[0] ^ addr[1] ^ addr[2] ^ addr[3]).wrapping_mul(0x9e37_79b1) >> 26) as usize
 }
 
+/// The bit of an IPv6 address in its /64's [`Ban64::hosts`] filter, from
+/// its last two words as loaded (network order bytes).
+#[inline(always)]
+pub const fn ban64_host_bit(word2: u32, word3: u32) -> u64 {
+    1 << ((word2 ^ word3).wrapping_mul(0x9e37_79b1) >> 26)
+}
+
 /// VLAN tags (802.1Q / 802.1ad) the parser steps over.
 pub const MAX_VLAN_TAGS: usize = 2;
 

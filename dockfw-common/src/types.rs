@@ -294,11 +294,11 @@ pub struct Ban64 {
     /// Effective expiry (as in [`BanValue::expires_ns`]) of the longest ban
     /// covering the whole /64; [`BAN64_UNBANNED`] = no ban covers it.
     pub expires_ns: u64,
-    /// Nonzero: some /128s in this /64 are banned; an address found in
-    /// [`crate::BAN128_V6_MAP`] takes that entry's expiry instead.
-    pub hosts: u32,
-    /// Zero.
-    pub pad: u32,
+    /// Filter of the banned /128s in this /64: the bit
+    /// [`crate::ban64_host_bit`] of each is set. An address whose bit is set
+    /// is looked up in [`crate::BAN128_V6_MAP`] and, when found, takes that
+    /// entry's expiry instead. Zero: no /128s.
+    pub hosts: u64,
 }
 
 /// [`Ban64::expires_ns`] of a /64 no ban covers as a whole.

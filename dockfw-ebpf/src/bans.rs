@@ -12,8 +12,8 @@
 
 use aya_ebpf::maps::{Array, lpm_trie::Key};
 use dockfw_common::{
-    BAN64_UNBANNED, Ban24, SUMMARY_WORDS, ban_state, config_flag, family, summary_bucket_v4,
-    summary_bucket_v6, summary_bucket_v6_64,
+    BAN64_UNBANNED, Ban24, SUMMARY_WORDS, ban_state, ban64_host_bit, config_flag, family,
+    summary_bucket_v4, summary_bucket_v6, summary_bucket_v6_64,
 };
 
 use crate::{
@@ -107,7 +107,7 @@ fn exact_v6(packet: &Packet) -> Option<u64> {
     // replaces the element rather than writing it in place, and the old one
     // (not preallocated) is freed only after this program has run.
     let entry = unsafe { DFW_BAN64_V6.get([packet.src[0], packet.src[1]]) }?;
-    if entry.hosts != 0 {
+    if entry.hosts & ban64_host_bit(packet.src[2], packet.src[3]) != 0 {
         // SAFETY: as above.
         if let Some(expiry) = unsafe { DFW_BAN128_V6.get(packet.src) } {
             return Some(*expiry);

@@ -87,16 +87,27 @@ impl ExactV6 {
     pub fn entry(&self) -> Ban64 {
         Ban64 {
             expires_ns: self.expires_ns,
-            hosts: u32::from(!self.hosts.is_empty()),
-            pad: 0,
+            hosts: self.hosts.keys().fold(0, |bits, low| bits | host_bit(*low)),
         }
     }
 
     /// The effective expiry for the address whose last 64 bits are `low`
-    /// ([`BAN64_UNBANNED`]: not banned).
+    /// ([`BAN64_UNBANNED`]: not banned), as the data plane finds it.
     pub fn expiry(&self, low: u64) -> u64 {
+        if self.entry().hosts & host_bit(low) == 0 {
+            return self.expires_ns;
+        }
         self.hosts.get(&low).copied().unwrap_or(self.expires_ns)
     }
+}
+
+/// [`dockfw_common::ban64_host_bit`] of the address whose last 64 bits are
+/// `low`.
+fn host_bit(low: u64) -> u64 {
+    let bytes = low.to_be_bytes();
+    let word =
+        |at: usize| u32::from_ne_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    dockfw_common::ban64_host_bit(word(0), word(4))
 }
 
 /// Sets the two-bit IPv4 state of `bucket` in the state words `states`.
@@ -562,7 +573,12 @@ mod tests {
         );
         assert_eq!(tables.exact_v6[&prefix("2001:db8:7:1::")].expires_ns, 200);
         let alone = &tables.exact_v6[&prefix("2001:db8:1:2::")];
-        assert_eq!((alone.expires_ns, alone.entry().hosts), (BAN64_UNBANNED, 1));
+        assert_eq!(alone.expires_ns, BAN64_UNBANNED);
+        assert_eq!(
+            alone.entry().hosts,
+            host_bit(5) | host_bit(6),
+            "the filter has the bits of its /128s"
+        );
         // Decided by the entries: the same verdicts with an empty set
         // standing in for the trie.
         let no_trie = BanSet::new();

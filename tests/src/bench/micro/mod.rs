@@ -27,12 +27,12 @@ const DEFAULT_REPEAT: u32 = 1_000_000;
 /// The report, relative to the workspace root.
 const DEFAULT_REPORT: &str = "bench/results/micro.md";
 /// Default timed runs per variant.
-const DEFAULT_RUNS: usize = 5;
+const DEFAULT_RUNS: usize = 11;
 
 const USAGE: &str = "\
 usage: dockfw-bench micro [--runs N] [--repeat N] [--max-bans N] [--only TEXT] [--out FILE]
 
-  --runs N       timed runs per variant, interleaved; the median is reported (default 5)
+  --runs N       timed runs per variant, interleaved; the median is reported (default 11)
   --repeat N     iterations per BPF_PROG_TEST_RUN call (default 1000000)
   --max-bans N   skip ban scales above N (default 1000000)
   --only TEXT    time only the variants whose name contains TEXT (to profile one path

@@ -294,7 +294,7 @@ const STEPS: [(&str, &str, &str); 14] = [
         "h.",
     ),
     (
-        "IPv6 exact /64 entry and /128 lookup (source shares a /64 with a /128 ban)",
+        "IPv6 exact /64 entry and its host filter (source shares a /64 with a /128 ban)",
         "m.",
         "j.",
     ),

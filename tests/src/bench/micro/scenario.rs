@@ -57,7 +57,7 @@ pub const SRC_NEAR_V6: &str = "2001:db8:1::7";
 /// The ban next to [`SRC_NEAR_V6`].
 pub const NEAR_BAN_V6: &str = "2001:db8:1:1::/64";
 /// IPv6 source sharing its /64 with [`SAME64_BAN_V6`]: the /64's exact
-/// entry and its /128s are looked up, and miss.
+/// entry is looked up, and its host filter clears the source.
 pub const SRC_SAME64_V6: &str = "2001:db8:1:2::7";
 /// The ban in [`SRC_SAME64_V6`]'s /64.
 pub const SAME64_BAN_V6: &str = "2001:db8:1:2::5/128";

@@ -214,7 +214,7 @@ pub fn all(world: &World) -> Vec<Variant> {
     ));
     for (name, src, expect) in [
         (
-            "m. plain IPv6 SYN from a source sharing a /64 with a /128 ban: + exact /64 and /128 entries (miss)",
+            "m. plain IPv6 SYN from a source sharing a /64 with a /128 ban: + exact /64 entry, its host filter (miss)",
             scenario::SRC_SAME64_V6,
             DROP,
         ),
