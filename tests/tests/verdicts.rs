@@ -1255,6 +1255,25 @@ fn exact_ipv6_entries_that_do_not_fit_leave_the_trie_to_decide() {
             );
         }
     }
+    // Room again, and the /64 left out changes: its entry (never written)
+    // is removed without error, and the new one fits.
+    for host in 1..=2u128 {
+        let stray = (0x3fff_u128 << 112) | host;
+        harness
+            .dataplane
+            .maps
+            .ban128_v6
+            .remove(&stray.to_be_bytes())
+            .unwrap();
+    }
+    let mut more = harness.bans.clone();
+    more.insert("2001:db8:1:2::8/128".parse().unwrap(), NEVER);
+    harness.set_bans(more);
+    assert_eq!(harness.dataplane.maps.ban64_v6.keys().count(), 2);
+    for (src, expected) in [("2001:db8:1:2::8", DROP), ("2001:db8:1:2::7", PASS)] {
+        let frame = Frame::tcp(src, 1, "2001:db8::2", 80, SYN).build();
+        assert_eq!(harness.verdict(Program::Xdp, &frame), expected, "{src}");
+    }
 }
 
 #[test]

@@ -26,7 +26,7 @@ use aya::maps::{Array, MapData, MapError, lpm_trie::Key};
 use dockfw_common::{Ban24, BanValue, ban_state, config_flag};
 use ipnet::IpNet;
 
-use super::{Maps, WriteError, slots::Slots};
+use super::{Maps, WriteError, slots::Slots, writer::ignore_missing};
 use crate::{
     bans::{BanSet, BanTables, ExactV6, set_state_v4},
     summary::{PrefixSummary, V6Refinement},
@@ -449,10 +449,7 @@ fn remove_exact<K: aya::Pod, V: aya::Pod>(
     key: &K,
     name: &'static str,
 ) -> Result<(), WriteError> {
-    match map.remove(key) {
-        Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
-        Err(source) => Err(WriteError::Map { map: name, source }),
-    }
+    ignore_missing(map.remove(key), name)
 }
 
 /// `false` when an insert failed because the map is full (`E2BIG`).
@@ -490,22 +487,21 @@ fn insert(maps: &mut Maps, net: &IpNet, value: BanValue) -> Result<(), WriteErro
 }
 
 fn remove(maps: &mut Maps, net: &IpNet) -> Result<(), WriteError> {
-    let result = match net {
-        IpNet::V4(net) => maps.bans_v4.remove(&Key::new(
-            u32::from(net.prefix_len()),
-            net.network().octets(),
-        )),
-        IpNet::V6(net) => maps.bans_v6.remove(&Key::new(
-            u32::from(net.prefix_len()),
-            net.network().octets(),
-        )),
-    };
-    match result {
-        Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
-        Err(source) => Err(WriteError::Map {
-            map: dockfw_common::BANS_V4_MAP,
-            source,
-        }),
+    match net {
+        IpNet::V4(net) => ignore_missing(
+            maps.bans_v4.remove(&Key::new(
+                u32::from(net.prefix_len()),
+                net.network().octets(),
+            )),
+            dockfw_common::BANS_V4_MAP,
+        ),
+        IpNet::V6(net) => ignore_missing(
+            maps.bans_v6.remove(&Key::new(
+                u32::from(net.prefix_len()),
+                net.network().octets(),
+            )),
+            dockfw_common::BANS_V6_MAP,
+        ),
     }
 }
 

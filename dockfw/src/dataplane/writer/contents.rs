@@ -74,9 +74,19 @@ pub(super) fn clear(maps: &mut Maps, contents: &Contents) -> Result<(), WriteErr
     Ok(())
 }
 
-fn ignore_missing(result: Result<(), MapError>, map: &'static str) -> Result<(), WriteError> {
+/// The result of removing a key from `map`, a key that was not there
+/// being no error (aya reports it as the syscall's `ENOENT`).
+pub(crate) fn ignore_missing(
+    result: Result<(), MapError>,
+    map: &'static str,
+) -> Result<(), WriteError> {
     match result {
-        Err(MapError::KeyNotFound) | Ok(()) => Ok(()),
+        Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+        Err(MapError::SyscallError(error))
+            if error.io_error.raw_os_error() == Some(libc::ENOENT) =>
+        {
+            Ok(())
+        }
         Err(source) => Err(WriteError::Map { map, source }),
     }
 }

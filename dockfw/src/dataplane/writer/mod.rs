@@ -16,6 +16,8 @@
 //! force stays in force.
 
 mod contents;
+
+pub(crate) use self::contents::ignore_missing;
 mod plan;
 
 use std::time::{Duration, Instant};
