@@ -64,8 +64,9 @@ pub const BAN_REFINE_V6_MAP: &str = "DFW_BANREF_V6";
 /// only where [`BAN_REFINE_V6_MAP`]'s /64 bit is set; a /64 without an
 /// entry asks the trie.
 pub const BAN64_V6_MAP: &str = "DFW_BAN64_V6";
-/// `HashMap<[u8; 16], u64>`: the banned /128s of the /64s whose
-/// [`crate::Ban64`] says `hosts`, with their effective expiry.
+/// `HashMap<[u8; 16], u64>`: the banned /128s of the /64s that have a
+/// [`BAN64_V6_MAP`] entry, with their effective expiry; looked up only for
+/// addresses whose bit is set in that entry's host filter.
 pub const BAN128_V6_MAP: &str = "DFW_BAN128_V6";
 /// `Array<u64>`: per IPv4 /24, four bits: the source table levels at which
 /// some port (of either generation) has an entry covering it
