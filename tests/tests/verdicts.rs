@@ -951,6 +951,26 @@ fn partly_banned_slash24s_beyond_the_slots_still_decide_like_the_ban_set() {
     );
 }
 
+/// Ban expiries for the shape tests: never, in ten minutes, a second ago.
+fn ban_expiries() -> [u64; 3] {
+    let now = dockfw::bans::monotonic_ns();
+    [
+        NEVER,
+        now + 600_000_000_000,
+        now.saturating_sub(1_000_000_000),
+    ]
+}
+
+/// A xorshift64 sequence from `seed` (nonzero): reproducible shapes.
+fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 /// Eight rounds of random bans in 10.0.0.0/11 with prefix lengths from
 /// `lengths`, each permanent, timed or expired; after each, probes inside,
 /// at the edges of and around them get the ban set's answer. Returns how
@@ -959,19 +979,8 @@ fn partly_banned_slash24s_beyond_the_slots_still_decide_like_the_ban_set() {
 fn ban_rounds(harness: &mut Harness, lengths: &[u8]) -> (usize, usize) {
     let ports = [tcp4(80, "web")];
     harness.apply(&policy(vec![]), &ports);
-    let now = dockfw::bans::monotonic_ns();
-    let expiries = [
-        NEVER,
-        now + 600_000_000_000,
-        now.saturating_sub(1_000_000_000),
-    ];
-    let mut state = 0x0bad_5eed_u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let expiries = ban_expiries();
+    let mut next = xorshift(0x0bad_5eed_u64);
     let (mut placed, mut homeless) = (0, 0);
     for round in 0..8 {
         let mut bans = dockfw::bans::BanSet::new();
@@ -1032,19 +1041,8 @@ fn every_ipv6_ban_shape_decides_like_the_ban_set() {
     let mut harness = Harness::new();
     let ports = [published(Family::V6, Proto::Tcp, None, 80, "web")];
     harness.apply(&policy(vec![]), &ports);
-    let now = dockfw::bans::monotonic_ns();
-    let expiries = [
-        NEVER,
-        now + 600_000_000_000,
-        now.saturating_sub(1_000_000_000),
-    ];
-    let mut state = 0x6_0bad_5eed_u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let expiries = ban_expiries();
+    let mut next = xorshift(0x6_0bad_5eed_u64);
     let mut addr = move || {
         let value = next();
         let slash32 = (0x2001_0db8u128 + u128::from(value % 4)) << 96;
