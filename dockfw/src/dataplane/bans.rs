@@ -26,7 +26,11 @@ use aya::maps::{Array, MapData, MapError, lpm_trie::Key};
 use dockfw_common::{Ban24, BanValue, ban_state, config_flag};
 use ipnet::IpNet;
 
-use super::{Maps, WriteError, slots::Slots, writer::ignore_missing};
+use super::{
+    Maps, WriteError,
+    slots::Slots,
+    writer::{ignore_missing, map_errno},
+};
 use crate::{
     bans::{BanSet, BanTables, ExactV6, set_state_v4},
     summary::{PrefixSummary, V6Refinement},
@@ -327,7 +331,7 @@ fn unlink_exact_v6(
 ) -> Result<(), WriteError> {
     for (prefix, exact) in old {
         if new.get(prefix) != Some(exact) {
-            remove_exact(&mut maps.ban64_v6, &key64(*prefix), BAN64)?;
+            ignore_missing(maps.ban64_v6.remove(&key64(*prefix)), BAN64)?;
         }
     }
     Ok(())
@@ -347,7 +351,7 @@ fn link_exact_v6(
         }
         for low in exact.hosts.keys() {
             if kept.is_none_or(|kept| !kept.hosts.contains_key(low)) {
-                remove_exact(&mut maps.ban128_v6, &key128(*prefix, *low), BAN128)?;
+                ignore_missing(maps.ban128_v6.remove(&key128(*prefix, *low)), BAN128)?;
             }
         }
     }
@@ -421,12 +425,12 @@ fn resync_exact_v6(maps: &mut Maps, exact: &BTreeMap<u64, ExactV6>) -> Result<()
     }
     for prefix in &dirty {
         if held64.contains_key(prefix) {
-            remove_exact(&mut maps.ban64_v6, &key64(*prefix), BAN64)?;
+            ignore_missing(maps.ban64_v6.remove(&key64(*prefix)), BAN64)?;
         }
     }
     for (prefix, low) in held128.keys() {
         if !wanted128.contains_key(&(*prefix, *low)) {
-            remove_exact(&mut maps.ban128_v6, &key128(*prefix, *low), BAN128)?;
+            ignore_missing(maps.ban128_v6.remove(&key128(*prefix, *low)), BAN128)?;
         }
     }
     let mut left_out = 0;
@@ -444,23 +448,11 @@ fn resync_exact_v6(maps: &mut Maps, exact: &BTreeMap<u64, ExactV6>) -> Result<()
 const BAN64: &str = dockfw_common::BAN64_V6_MAP;
 const BAN128: &str = dockfw_common::BAN128_V6_MAP;
 
-fn remove_exact<K: aya::Pod, V: aya::Pod>(
-    map: &mut aya::maps::HashMap<MapData, K, V>,
-    key: &K,
-    name: &'static str,
-) -> Result<(), WriteError> {
-    ignore_missing(map.remove(key), name)
-}
-
 /// `false` when an insert failed because the map is full (`E2BIG`).
 fn fits(result: Result<(), MapError>, name: &'static str) -> Result<bool, WriteError> {
     match result {
         Ok(()) => Ok(true),
-        Err(MapError::SyscallError(error))
-            if error.io_error.raw_os_error() == Some(libc::E2BIG) =>
-        {
-            Ok(false)
-        }
+        Err(error) if map_errno(&error) == Some(libc::E2BIG) => Ok(false),
         Err(source) => Err(WriteError::Map { map: name, source }),
     }
 }

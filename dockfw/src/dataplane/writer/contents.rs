@@ -82,12 +82,16 @@ pub(crate) fn ignore_missing(
 ) -> Result<(), WriteError> {
     match result {
         Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
-        Err(MapError::SyscallError(error))
-            if error.io_error.raw_os_error() == Some(libc::ENOENT) =>
-        {
-            Ok(())
-        }
+        Err(error) if map_errno(&error) == Some(libc::ENOENT) => Ok(()),
         Err(source) => Err(WriteError::Map { map, source }),
+    }
+}
+
+/// The errno of a map syscall that failed.
+pub(crate) fn map_errno(error: &MapError) -> Option<i32> {
+    match error {
+        MapError::SyscallError(error) => error.io_error.raw_os_error(),
+        _ => None,
     }
 }
 

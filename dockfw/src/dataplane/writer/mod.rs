@@ -17,7 +17,7 @@
 
 mod contents;
 
-pub(crate) use self::contents::ignore_missing;
+pub(crate) use self::contents::{ignore_missing, map_errno};
 mod plan;
 
 use std::time::{Duration, Instant};
